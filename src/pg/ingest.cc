@@ -1,0 +1,503 @@
+// The shared ingest path: split a body into messages, validate each with the core rules, queue events and
+// dead letters, and write them with one INSERT each. See ingest.h for the contract.
+#include "core/message.h"
+#include "pg/ingest.h"
+#include "pg/jsonb_message.h"
+
+#include "pg/postgres_headers.h"
+
+namespace segment_pg {
+namespace {
+
+constexpr int kEventColumns = 15;
+constexpr int kRejectionColumns = 7;
+
+// Prepared once per backend (per extension schema) and kept: the worker flushes thousands of times a second.
+struct Plans {
+    Oid schema = InvalidOid;
+    SPIPlanPtr insert_events = nullptr;
+    SPIPlanPtr insert_rejections = nullptr;
+};
+Plans plans;
+
+void prepare_plans(Oid schema) {
+    if (plans.schema == schema && plans.insert_events != nullptr && plans.insert_rejections != nullptr) {
+        return;
+    }
+    if (plans.insert_events != nullptr) {
+        SPI_freeplan(plans.insert_events);
+        plans.insert_events = nullptr;
+    }
+    if (plans.insert_rejections != nullptr) {
+        SPI_freeplan(plans.insert_rejections);
+        plans.insert_rejections = nullptr;
+    }
+    plans.schema = InvalidOid;
+
+    const char *namespace_name = get_namespace_name(schema);
+    if (namespace_name == nullptr) {
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema %u of segment_webhook does not exist", schema)));
+    }
+    const char *nsp = quote_identifier(namespace_name);
+
+    StringInfoData query;
+    initStringInfo(&query);
+    appendStringInfo(&query,
+                     "INSERT INTO %s.segment_events (source_id, message_id, type, event, name, category, user_id,"
+                     " anonymous_id, group_id, previous_id, \"timestamp\", original_timestamp, sent_at,"
+                     " received_at, payload)"
+                     " SELECT * FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+                     " $14, $15)"
+                     " ON CONFLICT (source_id, message_id) DO NOTHING"
+                     " RETURNING source_id, message_id",
+                     nsp);
+    Oid event_types[kEventColumns] = {INT4ARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID, TEXTARRAYOID,
+                                      TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID, TEXTARRAYOID,
+                                      TEXTARRAYOID,        TEXTARRAYOID,        TIMESTAMPTZARRAYOID,
+                                      TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+                                      JSONBARRAYOID};
+    SPIPlanPtr insert_events = SPI_prepare(query.data, kEventColumns, event_types);
+    if (insert_events == nullptr) {
+        elog(ERROR, "could not prepare the insert into segment_events: %s", SPI_result_code_string(SPI_result));
+    }
+
+    resetStringInfo(&query);
+    appendStringInfo(&query,
+                     "INSERT INTO %s.segment_rejected (source_id, received_at, reason, detail, message_id, payload,"
+                     " raw) SELECT * FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7)",
+                     nsp);
+    Oid rejection_types[kRejectionColumns] = {INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+                                              TEXTARRAYOID, JSONBARRAYOID,       BYTEAARRAYOID};
+    SPIPlanPtr insert_rejections = SPI_prepare(query.data, kRejectionColumns, rejection_types);
+    if (insert_rejections == nullptr) {
+        elog(ERROR, "could not prepare the insert into segment_rejected: %s", SPI_result_code_string(SPI_result));
+    }
+    SPI_keepplan(insert_events);
+    SPI_keepplan(insert_rejections);
+    plans.insert_events = insert_events;
+    plans.insert_rejections = insert_rejections;
+    plans.schema = schema;
+}
+
+// One-dimensional array of `count` elements with optional nulls.
+Datum make_array(Datum *elements, bool *nulls, int count, Oid element_type) {
+    int16 length;
+    bool by_value;
+    char align;
+    get_typlenbyvalalign(element_type, &length, &by_value, &align);
+    int dims[1] = {count};
+    int lower_bounds[1] = {1};
+    return PointerGetDatum(construct_md_array(elements, nulls, 1, dims, lower_bounds, element_type, length,
+                                              by_value, align));
+}
+
+Datum text_datum(std::string_view text) { return PointerGetDatum(cstring_to_text_with_len(text.data(), text.size())); }
+
+bool same_text(Datum a, Datum b) {
+    text *left = DatumGetTextPP(a);
+    text *right = DatumGetTextPP(b);
+    return VARSIZE_ANY_EXHDR(left) == VARSIZE_ANY_EXHDR(right) &&
+           memcmp(VARDATA_ANY(left), VARDATA_ANY(right), VARSIZE_ANY_EXHDR(left)) == 0;
+}
+
+// INSERT events[from, from + count) and mark each Stored or Duplicate. RETURNING yields the inserted rows in
+// input order (unnest order; rows skipped by ON CONFLICT are absent), so one pass pairs them up.
+void insert_events(IngestBatch *batch, int from, int count) {
+    Datum *columns[kEventColumns];
+    bool *nulls[kEventColumns];
+    for (int c = 0; c < kEventColumns; ++c) {
+        columns[c] = static_cast<Datum *>(palloc(sizeof(Datum) * count));
+        nulls[c] = static_cast<bool *>(palloc0(sizeof(bool) * count));
+    }
+    for (int i = 0; i < count; ++i) {
+        const PendingEvent &event = batch->events[from + i];
+        columns[0][i] = Int32GetDatum(event.source_id);
+        for (int t = 0; t < 9; ++t) {
+            columns[1 + t][i] = event.text_columns[t];
+            nulls[1 + t][i] = event.text_nulls[t];
+        }
+        columns[10][i] = TimestampTzGetDatum(event.timestamp);
+        columns[11][i] = TimestampTzGetDatum(event.original_timestamp);
+        nulls[11][i] = event.original_timestamp_null;
+        columns[12][i] = TimestampTzGetDatum(event.sent_at);
+        nulls[12][i] = event.sent_at_null;
+        columns[13][i] = TimestampTzGetDatum(event.received_at);
+        columns[14][i] = JsonbPGetDatum(event.payload);
+    }
+    static const Oid element_types[kEventColumns] = {INT4OID,        TEXTOID,        TEXTOID,        TEXTOID,
+                                                     TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID,
+                                                     TEXTOID,        TEXTOID,        TIMESTAMPTZOID, TIMESTAMPTZOID,
+                                                     TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID};
+    Datum arguments[kEventColumns];
+    for (int c = 0; c < kEventColumns; ++c) {
+        arguments[c] = make_array(columns[c], nulls[c], count, element_types[c]);
+    }
+    int rc = SPI_execute_plan(plans.insert_events, arguments, nullptr, false, 0);
+    if (rc != SPI_OK_INSERT_RETURNING) {
+        elog(ERROR, "insert into segment_events failed: %s", SPI_result_code_string(rc));
+    }
+    uint64 returned = 0;
+    for (int i = 0; i < count; ++i) {
+        PendingEvent &event = batch->events[from + i];
+        event.outcome = EventOutcome::Duplicate;
+        if (returned < SPI_processed) {
+            HeapTuple row = SPI_tuptable->vals[returned];
+            bool source_null, id_null;
+            Datum source = SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &source_null);
+            Datum id = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &id_null);
+            if (!source_null && !id_null && DatumGetInt32(source) == event.source_id &&
+                same_text(id, event.text_columns[0])) {
+                event.outcome = EventOutcome::Stored;
+                ++returned;
+            }
+        }
+    }
+    // A trigger that rewrote messageId would defeat the pairing; the totals still come from the row count.
+    batch->stored += SPI_processed;
+    batch->duplicates += count - static_cast<int64>(SPI_processed);
+    SPI_freetuptable(SPI_tuptable);
+}
+
+void add_rejection(IngestBatch *batch, const PendingRejection &rejection) {
+    if (batch->rejection_count == batch->rejection_capacity) {
+        batch->rejection_capacity *= 2;
+        batch->rejections = static_cast<PendingRejection *>(
+            repalloc(batch->rejections, sizeof(PendingRejection) * batch->rejection_capacity));
+    }
+    batch->rejections[batch->rejection_count++] = rejection;
+}
+
+void insert_rejections(IngestBatch *batch) {
+    const int count = batch->rejection_count;
+    if (count == 0) {
+        return;
+    }
+    Datum *columns[kRejectionColumns];
+    bool *nulls[kRejectionColumns];
+    for (int c = 0; c < kRejectionColumns; ++c) {
+        columns[c] = static_cast<Datum *>(palloc(sizeof(Datum) * count));
+        nulls[c] = static_cast<bool *>(palloc0(sizeof(bool) * count));
+    }
+    for (int i = 0; i < count; ++i) {
+        const PendingRejection &rejection = batch->rejections[i];
+        columns[0][i] = Int32GetDatum(rejection.source_id);
+        columns[1][i] = TimestampTzGetDatum(rejection.received_at);
+        columns[2][i] = CStringGetTextDatum(rejection.reason);
+        nulls[3][i] = rejection.detail == nullptr;
+        columns[3][i] = rejection.detail ? CStringGetTextDatum(rejection.detail) : Datum(0);
+        nulls[4][i] = rejection.message_id == nullptr;
+        columns[4][i] = rejection.message_id ? CStringGetTextDatum(rejection.message_id) : Datum(0);
+        nulls[5][i] = rejection.payload == nullptr;
+        columns[5][i] = rejection.payload ? JsonbPGetDatum(rejection.payload) : Datum(0);
+        bytea *raw = rejection.raw;
+        if (raw == nullptr && rejection.payload != nullptr) {
+            char *text = JsonbToCString(nullptr, &rejection.payload->root, VARSIZE(rejection.payload));
+            raw = reinterpret_cast<bytea *>(cstring_to_text(text));
+        }
+        nulls[6][i] = raw == nullptr;
+        columns[6][i] = PointerGetDatum(raw);
+    }
+    static const Oid element_types[kRejectionColumns] = {INT4OID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+                                                         TEXTOID, JSONBOID,       BYTEAOID};
+    Datum arguments[kRejectionColumns];
+    for (int c = 0; c < kRejectionColumns; ++c) {
+        arguments[c] = make_array(columns[c], nulls[c], count, element_types[c]);
+    }
+    int rc = SPI_execute_plan(plans.insert_rejections, arguments, nullptr, false, 0);
+    if (rc != SPI_OK_INSERT) {
+        elog(ERROR, "insert into segment_rejected failed: %s", SPI_result_code_string(rc));
+    }
+    batch->rejected += count;
+}
+
+// Runs insert_events for one range inside a subtransaction. Returns null on success; on failure, the error
+// (copied into `context`) after the subtransaction has been rolled back and the error state flushed.
+ErrorData *try_insert_events(IngestBatch *batch, int from, int count, MemoryContext context) {
+    ResourceOwner owner = CurrentResourceOwner;
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(context);
+    ErrorData *volatile error = nullptr;
+    PG_TRY();
+    {
+        insert_events(batch, from, count);
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(context);
+        CurrentResourceOwner = owner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        error = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(context);
+        CurrentResourceOwner = owner;
+    }
+    PG_END_TRY();
+    return error;
+}
+
+char *copy_text(std::string_view text) { return pnstrdup(text.data(), text.size()); }
+
+struct Envelope {
+    // Top-level values of a {"batch":[…]} body that apply to items lacking them.
+    JsonbValue context, integrations, sent_at;
+    bool has_context, has_integrations, has_sent_at;
+};
+
+// The item with the envelope's context / integrations / sentAt added where it has none.
+Jsonb *apply_envelope(Jsonb *item, const Envelope *envelope) {
+    if (envelope == nullptr) {
+        return item;
+    }
+    struct Inherited {
+        const char *key;
+        const JsonbValue *value;
+        bool present;
+    } inherited[] = {{"context", &envelope->context, envelope->has_context},
+                     {"integrations", &envelope->integrations, envelope->has_integrations},
+                     {"sentAt", &envelope->sent_at, envelope->has_sent_at}};
+    JsonbParseState *state = nullptr;
+    bool any = false;
+    pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
+    for (const Inherited &field : inherited) {
+        JsonbValue existing;
+        if (!field.present ||
+            getKeyJsonValueFromContainer(&item->root, field.key, static_cast<int>(strlen(field.key)), &existing)) {
+            continue;
+        }
+        JsonbValue key;
+        key.type = jbvString;
+        key.val.string.val = const_cast<char *>(field.key);
+        key.val.string.len = static_cast<int>(strlen(field.key));
+        pushJsonbValue(&state, WJB_KEY, &key);
+        pushJsonbValue(&state, WJB_VALUE, const_cast<JsonbValue *>(field.value));
+        any = true;
+    }
+    JsonbValue *extras = pushJsonbValue(&state, WJB_END_OBJECT, nullptr);
+    if (!any) {
+        return item;
+    }
+    return DatumGetJsonbP(
+        DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(item), JsonbPGetDatum(JsonbValueToJsonb(extras))));
+}
+
+void queue_message(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at, Jsonb *item,
+                   const Envelope *envelope, const segment::MessageType *implied_type) {
+    PendingRejection rejection{source_id, request, received_at, nullptr, nullptr, nullptr, item, nullptr};
+    if (!jsonb_is_object(item)) {
+        rejection.reason = "not_an_object";
+        rejection.detail = pstrdup("a message must be a JSON object");
+        add_rejection(batch, rejection);
+        return;
+    }
+    Jsonb *payload = apply_envelope(item, envelope);
+    segment::MessageFields fields;
+    read_message_fields(&payload->root, fields);
+    std::optional<segment::MessageType> implied;
+    if (implied_type != nullptr) {
+        implied = *implied_type;
+    }
+    const segment::ValidatedMessage message =
+        segment::validate_message(fields, unix_from_timestamptz(received_at), implied);
+    if (message.reason != segment::RejectReason::None) {
+        rejection.payload = payload;
+        rejection.reason = segment::reject_reason_code(message.reason).data();
+        rejection.detail = copy_text(message.detail);
+        rejection.message_id = message.parsed.message_id ? copy_text(*message.parsed.message_id) : nullptr;
+        add_rejection(batch, rejection);
+        return;
+    }
+
+    if (batch->event_count == batch->event_capacity) {
+        batch->event_capacity *= 2;
+        batch->events =
+            static_cast<PendingEvent *>(repalloc(batch->events, sizeof(PendingEvent) * batch->event_capacity));
+    }
+    PendingEvent &event = batch->events[batch->event_count++];
+    event.source_id = source_id;
+    event.request = request;
+    event.outcome = EventOutcome::Pending;
+    const segment::ParsedMessage &parsed = message.parsed;
+    const std::optional<std::string_view> texts[9] = {parsed.message_id, parsed.type,         parsed.event,
+                                                      parsed.name,       parsed.category,     parsed.user_id,
+                                                      parsed.anonymous_id, parsed.group_id, parsed.previous_id};
+    for (int t = 0; t < 9; ++t) {
+        event.text_nulls[t] = !texts[t].has_value();
+        event.text_columns[t] = texts[t] ? text_datum(*texts[t]) : Datum(0);
+    }
+    if (!parsed.message_id) {
+        // Derived from the item as sent, before the envelope's fields were added.
+        event.text_columns[0] = CStringGetTextDatum(derived_message_id(&item->root));
+        event.text_nulls[0] = false;
+    }
+    event.timestamp = timestamptz_from_unix(message.timestamp);
+    event.received_at = received_at;
+    event.original_timestamp_null = !parsed.original_timestamp;
+    event.original_timestamp = parsed.original_timestamp ? timestamptz_from_unix(*parsed.original_timestamp) : 0;
+    event.sent_at_null = !parsed.sent_at;
+    event.sent_at = parsed.sent_at ? timestamptz_from_unix(*parsed.sent_at) : 0;
+    event.payload = payload;
+}
+
+void queue_items(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
+                 JsonbContainer *array, const Envelope *envelope, const segment::MessageType *implied_type) {
+    JsonbIterator *iterator = JsonbIteratorInit(array);
+    JsonbValue value;
+    JsonbIteratorToken token;
+    while ((token = JsonbIteratorNext(&iterator, &value, true)) != WJB_DONE) {
+        if (token == WJB_ELEM) {
+            queue_message(batch, source_id, request, received_at, JsonbValueToJsonb(&value), envelope,
+                          implied_type);
+        }
+    }
+}
+
+}  // namespace
+
+bool error_is_about_the_message(int sqlerrcode) {
+    switch (ERRCODE_TO_CATEGORY(sqlerrcode)) {
+        case ERRCODE_CONNECTION_EXCEPTION:
+        case ERRCODE_FEATURE_NOT_SUPPORTED:
+        case ERRCODE_INVALID_TRANSACTION_STATE:  // includes read-only transactions on a standby
+        case ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION:
+        case ERRCODE_INVALID_CATALOG_NAME:
+        case ERRCODE_INVALID_SCHEMA_NAME:
+        case ERRCODE_TRANSACTION_ROLLBACK:  // serialization failures, deadlocks
+        case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:  // missing table or privilege: fix and retry
+        case ERRCODE_INSUFFICIENT_RESOURCES:                 // disk full, out of memory
+        case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:       // lock not available
+        case ERRCODE_OPERATOR_INTERVENTION:                  // cancel, statement timeout, shutdown
+        case ERRCODE_SYSTEM_ERROR:
+        case ERRCODE_CONFIG_FILE_ERROR:
+        case ERRCODE_FDW_ERROR:
+        case ERRCODE_INTERNAL_ERROR:
+            return false;
+        default:
+            return true;
+    }
+}
+
+void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent) {
+    batch->schema = schema;
+    batch->context = AllocSetContextCreate(parent, "segment_webhook ingest batch", ALLOCSET_DEFAULT_SIZES);
+    batch->event_capacity = 256;
+    batch->rejection_capacity = 16;
+    batch->stored = batch->duplicates = batch->rejected = 0;
+    ingest_batch_reset(batch);
+}
+
+void ingest_batch_reset(IngestBatch *batch) {
+    MemoryContextReset(batch->context);
+    batch->events =
+        static_cast<PendingEvent *>(MemoryContextAlloc(batch->context, sizeof(PendingEvent) * batch->event_capacity));
+    batch->rejections = static_cast<PendingRejection *>(
+        MemoryContextAlloc(batch->context, sizeof(PendingRejection) * batch->rejection_capacity));
+    batch->event_count = 0;
+    batch->rejection_count = 0;
+}
+
+void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at, Jsonb *body,
+                       const segment::MessageType *implied_type) {
+    MemoryContext caller = MemoryContextSwitchTo(batch->context);
+    if (JB_ROOT_IS_SCALAR(body)) {
+        PendingRejection rejection{source_id, request, received_at, "not_an_object",
+                                   pstrdup("the body must be a message, an array of messages or {\"batch\":[...]}"),
+                                   nullptr, body, nullptr};
+        add_rejection(batch, rejection);
+    } else if (JB_ROOT_IS_ARRAY(body)) {
+        queue_items(batch, source_id, request, received_at, &body->root, nullptr, implied_type);
+    } else {
+        JsonbValue items;
+        if (getKeyJsonValueFromContainer(&body->root, "batch", 5, &items) == nullptr) {
+            queue_message(batch, source_id, request, received_at, body, nullptr, implied_type);
+        } else if (items.type != jbvBinary || !JsonContainerIsArray(items.val.binary.data)) {
+            PendingRejection rejection{source_id, request, received_at, "invalid_batch",
+                                       pstrdup("\"batch\" must be an array of messages"), nullptr, body, nullptr};
+            add_rejection(batch, rejection);
+        } else {
+            Envelope envelope;
+            envelope.has_context = getKeyJsonValueFromContainer(&body->root, "context", 7, &envelope.context);
+            envelope.has_integrations =
+                getKeyJsonValueFromContainer(&body->root, "integrations", 12, &envelope.integrations);
+            envelope.has_sent_at = getKeyJsonValueFromContainer(&body->root, "sentAt", 6, &envelope.sent_at);
+            queue_items(batch, source_id, request, received_at, items.val.binary.data, &envelope, implied_type);
+        }
+    }
+    MemoryContextSwitchTo(caller);
+}
+
+void ingest_queue_rejection(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
+                            const char *reason, const char *detail, const char *raw, size_t raw_length) {
+    MemoryContext caller = MemoryContextSwitchTo(batch->context);
+    bytea *raw_copy = static_cast<bytea *>(palloc(VARHDRSZ + raw_length));
+    SET_VARSIZE(raw_copy, VARHDRSZ + raw_length);
+    memcpy(VARDATA(raw_copy), raw, raw_length);
+    PendingRejection rejection{source_id, request, received_at, reason, pstrdup(detail), nullptr, nullptr,
+                               raw_copy};
+    add_rejection(batch, rejection);
+    MemoryContextSwitchTo(caller);
+}
+
+void ingest_batch_flush(IngestBatch *batch) {
+    MemoryContext caller = MemoryContextSwitchTo(batch->context);
+    prepare_plans(batch->schema);
+    if (batch->event_count > 0) {
+        ErrorData *error = try_insert_events(batch, 0, batch->event_count, batch->context);
+        if (error != nullptr) {
+            if (!error_is_about_the_message(error->sqlerrcode)) {
+                ReThrowError(error);
+            }
+            // Some message in the batch was refused: store the others one by one, dead-letter the refused.
+            for (int i = 0; i < batch->event_count; ++i) {
+                error = try_insert_events(batch, i, 1, batch->context);
+                if (error == nullptr) {
+                    continue;
+                }
+                if (!error_is_about_the_message(error->sqlerrcode)) {
+                    ReThrowError(error);
+                }
+                PendingEvent &event = batch->events[i];
+                event.outcome = EventOutcome::Rejected;
+                PendingRejection rejection{event.source_id,
+                                           event.request,
+                                           event.received_at,
+                                           "refused_by_database",
+                                           error->detail ? psprintf("%s (%s)", error->message, error->detail)
+                                                         : pstrdup(error->message),
+                                           TextDatumGetCString(event.text_columns[0]),
+                                           event.payload,
+                                           nullptr};
+                add_rejection(batch, rejection);
+            }
+        }
+    }
+    insert_rejections(batch);
+    MemoryContextSwitchTo(caller);
+}
+
+int32 lookup_source_by_name(Oid schema, const char *name) {
+    const char *nsp = quote_identifier(get_namespace_name(schema));
+    char *query = psprintf("SELECT id, enabled FROM %s.segment_sources WHERE name = $1", nsp);
+    Oid types[1] = {TEXTOID};
+    Datum values[1] = {CStringGetTextDatum(name)};
+    int rc = SPI_execute_with_args(query, 1, types, values, nullptr, true, 1);
+    if (rc != SPI_OK_SELECT) {
+        elog(ERROR, "could not look up source \"%s\": %s", name, SPI_result_code_string(rc));
+    }
+    if (SPI_processed == 0) {
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("source \"%s\" does not exist", name),
+                        errhint("Create it with segment_create_source('%s').", name)));
+    }
+    bool id_null, enabled_null;
+    int32 id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &id_null));
+    bool enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &enabled_null));
+    if (!enabled) {
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("source \"%s\" is disabled", name),
+                        errhint("Enable it with UPDATE segment_sources SET enabled = true WHERE name = '%s'.",
+                                name)));
+    }
+    return id;
+}
+
+}  // namespace segment_pg

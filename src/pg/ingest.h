@@ -1,0 +1,78 @@
+// The ingest path shared by segment_ingest() and the HTTP worker: Segment messages (jsonb) → validation by the
+// core rules → a pending batch → one INSERT of all events (ON CONFLICT DO NOTHING for dedup) and one of the
+// dead letters, in the caller's transaction. Never commits, never answers anyone: the caller does both.
+//
+// Plain structs and functions over palloc'd memory: these frames call Postgres and may longjmp, so no C++
+// object with a destructor lives here.
+#pragma once
+
+#include "core/message.h"
+
+#include "pg/postgres_headers.h"
+
+namespace segment_pg {
+
+enum class EventOutcome : uint8 { Pending, Stored, Duplicate, Rejected };
+
+// One valid message waiting for the INSERT.
+struct PendingEvent {
+    int32 source_id;
+    int32 request;  // caller's tag (the worker's request number), reported back with the outcome
+    EventOutcome outcome;
+    Datum text_columns[9];  // message_id, type, event, name, category, user_id, anonymous_id, group_id, previous_id
+    bool text_nulls[9];
+    TimestampTz timestamp, received_at;
+    TimestampTz original_timestamp, sent_at;
+    bool original_timestamp_null, sent_at_null;
+    Jsonb *payload;
+};
+
+// One message or body for segment_rejected.
+struct PendingRejection {
+    int32 source_id;
+    int32 request;
+    TimestampTz received_at;
+    const char *reason;  // a stable code
+    char *detail;
+    char *message_id;  // may be null
+    Jsonb *payload;    // may be null (the body was not JSON)
+    bytea *raw;        // may be null when payload is set: the raw bytes are then the payload's text
+};
+
+struct IngestBatch {
+    Oid schema;                  // where the extension's tables live
+    MemoryContext context;       // everything pending; reset by ingest_batch_reset()
+    PendingEvent *events;
+    int event_count, event_capacity;
+    PendingRejection *rejections;
+    int rejection_count, rejection_capacity;
+    int64 stored, duplicates, rejected;  // totals over every flush since ingest_batch_init
+};
+
+void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent);
+
+// Splits a body into messages and queues each: one message (an object), an array of messages, or an envelope
+// {"batch":[…], "context", "integrations", "sentAt"} whose top-level fields apply to items lacking them.
+// Invalid messages are queued as rejections with their reason. `implied_type` is the endpoint's type, if any.
+void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at, Jsonb *body,
+                       const segment::MessageType *implied_type);
+
+// Queues one rejection of a whole body (e.g. invalid JSON). Copies `raw` and `detail`.
+void ingest_queue_rejection(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
+                            const char *reason, const char *detail, const char *raw, size_t raw_length);
+
+// Writes everything pending in the current transaction (needs an SPI connection) and sets each event's
+// outcome. A message Postgres refuses on its own (a value it cannot store, a trigger rejecting the row) becomes
+// a rejection; a failure of the database itself (read-only, disk full, lock timeout, shutdown) is re-raised.
+void ingest_batch_flush(IngestBatch *batch);
+
+// Forgets everything pending (after the caller has read the outcomes).
+void ingest_batch_reset(IngestBatch *batch);
+
+// Whether an error is about one message (store the rest) or about the database (retry everything later).
+bool error_is_about_the_message(int sqlerrcode);
+
+// Looks up a source by name in the extension's schema (needs SPI). Errors when unknown or disabled.
+int32 lookup_source_by_name(Oid schema, const char *name);
+
+}  // namespace segment_pg
