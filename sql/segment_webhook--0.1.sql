@@ -58,10 +58,14 @@ COMMENT ON COLUMN segment_rejected.reason IS 'invalid_json, not_an_object, inval
 COMMENT ON COLUMN segment_rejected.payload IS 'the message (or body) as JSON when it could be parsed';
 COMMENT ON COLUMN segment_rejected.raw IS 'the bytes as received (for parsed messages: their JSON text)';
 
--- pg_dump must keep the data of these tables (an extension's tables are otherwise dumped without rows).
+-- pg_dump must keep the rows of these tables and the positions of their id sequences (an extension's tables
+-- are otherwise dumped without rows, and a restored sequence restarting at 1 would collide with restored ids).
 SELECT pg_catalog.pg_extension_config_dump('segment_sources', '');
 SELECT pg_catalog.pg_extension_config_dump('segment_events', '');
 SELECT pg_catalog.pg_extension_config_dump('segment_rejected', '');
+SELECT pg_catalog.pg_extension_config_dump('segment_sources_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segment_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segment_rejected_id_seq', '');
 
 CREATE TYPE segment_event AS (
     message_id text,
@@ -124,7 +128,7 @@ BEGIN
         VALUES (segment_create_source.name, new_key, segment_create_source.shared_secret);
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
-            MESSAGE = format('source %L already exists', segment_create_source.name);
+            MESSAGE = format('source "%s" already exists', segment_create_source.name);
     END;
     RETURN new_key;
 END
@@ -140,8 +144,9 @@ COMMENT ON FUNCTION segment_ingest(text, jsonb) IS 'stores one message, an array
 -- Segment's warehouse names an event's table and column after the snake_case slug of its name.
 CREATE FUNCTION segment_event_slug(event text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT pg_catalog.btrim(pg_catalog.lower(pg_catalog.regexp_replace(
-        pg_catalog.regexp_replace(event, '([a-z0-9])([A-Z])', '\1_\2', 'g'), '[^A-Za-z0-9]+', '_', 'g')), '_')
+    SELECT pg_catalog.btrim(pg_catalog.lower(pg_catalog.regexp_replace(pg_catalog.regexp_replace(
+        pg_catalog.regexp_replace(event, '([A-Z]+)([A-Z][a-z])', '\1_\2', 'g'),
+        '([a-z0-9])([A-Z])', '\1_\2', 'g'), '[^A-Za-z0-9]+', '_', 'g')), '_')
 $$;
 COMMENT ON FUNCTION segment_event_slug(text) IS 'snake_case slug of an event name, as Segment warehouses name event tables';
 
