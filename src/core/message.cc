@@ -25,7 +25,8 @@ const std::array<FieldKey, 13> kMessageFieldKeys = {{
 
 namespace {
 
-constexpr std::array<std::string_view, 6> kTypeNames = {"track", "identify", "page", "screen", "group", "alias"};
+constexpr std::array<std::string_view, 6> kTypeNames = {"track",  "identify", "page",
+                                                        "screen", "group",    "alias"};
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) {
@@ -82,9 +83,12 @@ std::optional<MessageType> message_type_from_name(std::string_view name) noexcep
     return std::nullopt;
 }
 
-std::string_view message_type_name(MessageType type) noexcept { return kTypeNames[static_cast<size_t>(type)]; }
+std::string_view message_type_name(MessageType type) noexcept {
+    return kTypeNames[static_cast<size_t>(type)];
+}
 
-std::optional<UnixMicros> corrected_timestamp(std::optional<UnixMicros> own, std::optional<UnixMicros> received,
+std::optional<UnixMicros> corrected_timestamp(std::optional<UnixMicros> own,
+                                              std::optional<UnixMicros> received,
                                               std::optional<UnixMicros> sent,
                                               std::optional<UnixMicros> original) noexcept {
     if (own) {
@@ -186,12 +190,14 @@ ValidatedMessage validate_message(const MessageFields &fields, UnixMicros receiv
         }
     }
     if (!parsed.user_id && !parsed.anonymous_id) {
-        return rejected(message, RejectReason::MissingIdentity, "the message needs \"userId\" or \"anonymousId\"");
+        return rejected(message, RejectReason::MissingIdentity,
+                        "the message needs \"userId\" or \"anonymousId\"");
     }
     switch (*type) {
         case MessageType::Track:
             if (!parsed.event || parsed.event->empty()) {
-                return rejected(message, RejectReason::MissingEvent, "a track call needs a non-empty \"event\"");
+                return rejected(message, RejectReason::MissingEvent,
+                                "a track call needs a non-empty \"event\"");
             }
             break;
         case MessageType::Alias:
@@ -218,8 +224,8 @@ ValidatedMessage validate_message(const MessageFields &fields, UnixMicros receiv
 bool derive_message_id(std::string_view canonical_content, char out[36]) noexcept {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
-    if (EVP_Digest(canonical_content.data(), canonical_content.size(), digest, &length, EVP_sha256(), nullptr) !=
-            1 ||
+    if (EVP_Digest(canonical_content.data(), canonical_content.size(), digest, &length, EVP_sha256(),
+                   nullptr) != 1 ||
         length < 16) {
         return false;
     }

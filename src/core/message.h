@@ -1,6 +1,6 @@
-// The Segment spec message: which fields we read, how they are typed, defaulted and validated. This is the one
-// place the rules live; both the SQL functions and the HTTP worker call it. Pure C++, never includes Postgres,
-// never allocates: every string it returns is a view into the caller's input or a static constant.
+// The Segment spec message: which fields we read, how they are typed, defaulted and validated. This is the
+// one place the rules live; both the SQL functions and the HTTP worker call it. Pure C++, never includes
+// Postgres, never allocates: every string it returns is a view into the caller's input or a static constant.
 #pragma once
 #include "core/no_postgres.h"
 #include "core/timestamp.h"
@@ -41,8 +41,8 @@ std::optional<MessageType> message_type_from_name(std::string_view name) noexcep
 std::string_view message_type_name(MessageType type) noexcept;
 
 // A message read the way segment_parse() presents it: ids as text (numbers keep their digits), the type in
-// lower case when it is one of the six, timestamps parsed (unparseable ones absent), and `timestamp` defaulted:
-// the message's own, else receivedAt - (sentAt - originalTimestamp), else originalTimestamp.
+// lower case when it is one of the six, timestamps parsed (unparseable ones absent), and `timestamp`
+// defaulted: the message's own, else receivedAt - (sentAt - originalTimestamp), else originalTimestamp.
 struct ParsedMessage {
     std::optional<std::string_view> message_id, type, event, name, category, user_id, anonymous_id, group_id,
         previous_id;
@@ -52,7 +52,8 @@ struct ParsedMessage {
 ParsedMessage parse_message(const MessageFields &fields) noexcept;
 
 // Segment's clock-skew correction: the event time on the receiver's clock.
-std::optional<UnixMicros> corrected_timestamp(std::optional<UnixMicros> own, std::optional<UnixMicros> received,
+std::optional<UnixMicros> corrected_timestamp(std::optional<UnixMicros> own,
+                                              std::optional<UnixMicros> received,
                                               std::optional<UnixMicros> sent,
                                               std::optional<UnixMicros> original) noexcept;
 
@@ -80,14 +81,15 @@ struct ValidatedMessage {
     RejectReason reason = RejectReason::None;
     std::string_view detail;
     MessageType type = MessageType::Track;
-    ParsedMessage parsed;   // with timestamp defaulted against `received_at` as below
-    UnixMicros timestamp;   // never absent for an accepted message: falls back to received_at
-    UnixMicros received_at; // when we received it (not the message's own receivedAt)
+    ParsedMessage parsed;    // with timestamp defaulted against `received_at` as below
+    UnixMicros timestamp;    // never absent for an accepted message: falls back to received_at
+    UnixMicros received_at;  // when we received it (not the message's own receivedAt)
 };
 
-// Applies the ingest rules: the type is one of the six (or implied by the endpoint when absent), every call has
-// userId or anonymousId, track has event, alias has previousId and userId, group has groupId, messageId (when
-// present) is text of at most kMaxMessageIdLength characters. The skew correction uses our own received_at.
+// Applies the ingest rules: the type is one of the six (or implied by the endpoint when absent), every call
+// has userId or anonymousId, track has event, alias has previousId and userId, group has groupId, messageId
+// (when present) is text of at most kMaxMessageIdLength characters. The skew correction uses our own
+// received_at.
 ValidatedMessage validate_message(const MessageFields &fields, UnixMicros received_at,
                                   std::optional<MessageType> implied_type = std::nullopt) noexcept;
 

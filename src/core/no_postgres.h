@@ -4,5 +4,6 @@
 #pragma once
 
 #ifdef POSTGRES_H
-static_assert(false, "src/core must not include Postgres headers (postgres.h was included before a core header)");
+static_assert(false,
+              "src/core must not include Postgres headers (postgres.h was included before a core header)");
 #endif

@@ -50,7 +50,9 @@ int hex_value(char c) noexcept {
     return -1;
 }
 
-bool is_json_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_json_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 bool digest_matches(std::string_view secret, std::string_view message, const Sha1Digest &expected) noexcept {
     Sha1Digest actual;

@@ -26,8 +26,8 @@ bool parse_signature_hex(std::string_view signature, Sha1Digest &out) noexcept;
 // whitespace). False when `body` is not a JSON array or its first element is not well-formed JSON.
 bool first_array_element(std::string_view body, std::string_view &element) noexcept;
 
-// True when `signature` is the hex HMAC-SHA1 of `body` under `secret`, or, when `body` is a JSON array, of the
-// raw bytes of its first element (how Segment's Actions webhook signs batches). Constant-time comparison.
+// True when `signature` is the hex HMAC-SHA1 of `body` under `secret`, or, when `body` is a JSON array, of
+// the raw bytes of its first element (how Segment's Actions webhook signs batches). Constant-time comparison.
 bool verify_signature(std::string_view body, std::string_view signature, std::string_view secret) noexcept;
 
 }  // namespace segment

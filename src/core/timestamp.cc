@@ -7,7 +7,7 @@ namespace segment {
 namespace {
 
 class Cursor {
-public:
+  public:
     explicit Cursor(std::string_view text) : text_(text) {}
     bool done() const { return pos_ == text_.size(); }
     char peek() const { return done() ? '\0' : text_[pos_]; }
@@ -48,12 +48,14 @@ public:
         return seen > 0;
     }
 
-private:
+  private:
     std::string_view text_;
     size_t pos_ = 0;
 };
 
-bool is_leap(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+bool is_leap(int year) {
+    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
 
 int days_in_month(int year, int month) {
     static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -75,7 +77,8 @@ int64_t days_from_civil(int64_t year, unsigned month, unsigned day) noexcept {
 std::optional<UnixMicros> parse_iso8601(std::string_view text) noexcept {
     Cursor in(text);
     int year, month, day;
-    if (!in.digits(4, year) || !in.accept('-') || !in.digits(2, month) || !in.accept('-') || !in.digits(2, day)) {
+    if (!in.digits(4, year) || !in.accept('-') || !in.digits(2, month) || !in.accept('-') ||
+        !in.digits(2, day)) {
         return std::nullopt;
     }
     if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month)) {

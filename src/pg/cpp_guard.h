@@ -1,6 +1,7 @@
-// The one crossing from Postgres into C++ that may throw. A C++ exception must never unwind through a Postgres
-// frame, and ereport(ERROR)'s longjmp must never skip a C++ destructor, so: run the C++ work inside a try,
-// copy any exception's message into a plain buffer, leave the catch block, and only then raise the Postgres error.
+// The one crossing from Postgres into C++ that may throw. A C++ exception must never unwind through a
+// Postgres frame, and ereport(ERROR)'s longjmp must never skip a C++ destructor, so: run the C++ work inside
+// a try, copy any exception's message into a plain buffer, leave the catch block, and only then raise the
+// Postgres error.
 #pragma once
 
 #include <cstdio>

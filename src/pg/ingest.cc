@@ -36,41 +36,50 @@ void prepare_plans(Oid schema) {
 
     const char *namespace_name = get_namespace_name(schema);
     if (namespace_name == nullptr) {
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema %u of segment_webhook does not exist", schema)));
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA),
+                        errmsg("schema %u of segment_webhook does not exist", schema)));
     }
     const char *nsp = quote_identifier(namespace_name);
 
     StringInfoData query;
     initStringInfo(&query);
-    appendStringInfo(&query,
-                     "INSERT INTO %s.segment_events (source_id, message_id, type, event, name, category, user_id,"
-                     " anonymous_id, group_id, previous_id, \"timestamp\", original_timestamp, sent_at,"
-                     " received_at, payload)"
-                     " SELECT * FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-                     " $14, $15)"
-                     " ON CONFLICT (source_id, message_id) DO NOTHING"
-                     " RETURNING source_id, message_id",
-                     nsp);
-    Oid event_types[kEventColumns] = {INT4ARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID, TEXTARRAYOID,
-                                      TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID, TEXTARRAYOID,
-                                      TEXTARRAYOID,        TEXTARRAYOID,        TIMESTAMPTZARRAYOID,
-                                      TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-                                      JSONBARRAYOID};
+    appendStringInfo(
+        &query,
+        "INSERT INTO %s.segment_events (source_id, message_id, type, event, name, category, user_id,"
+        " anonymous_id, group_id, previous_id, \"timestamp\", original_timestamp, sent_at,"
+        " received_at, payload)"
+        " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+        " pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7),"
+        " pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10),"
+        " pg_catalog.unnest($11), pg_catalog.unnest($12), pg_catalog.unnest($13),"
+        " pg_catalog.unnest($14), pg_catalog.unnest($15))"
+        " ON CONFLICT (source_id, message_id) DO NOTHING"
+        " RETURNING source_id, message_id",
+        nsp);
+    Oid event_types[kEventColumns] = {
+        INT4ARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
+        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
+        TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID};
     SPIPlanPtr insert_events = SPI_prepare(query.data, kEventColumns, event_types);
     if (insert_events == nullptr) {
-        elog(ERROR, "could not prepare the insert into segment_events: %s", SPI_result_code_string(SPI_result));
+        elog(ERROR, "could not prepare the insert into segment_events: %s",
+             SPI_result_code_string(SPI_result));
     }
 
     resetStringInfo(&query);
-    appendStringInfo(&query,
-                     "INSERT INTO %s.segment_rejected (source_id, received_at, reason, detail, message_id, payload,"
-                     " raw) SELECT * FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7)",
-                     nsp);
+    appendStringInfo(
+        &query,
+        "INSERT INTO %s.segment_rejected (source_id, received_at, reason, detail, message_id, payload,"
+        " raw) SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+        " pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+        " pg_catalog.unnest($7))",
+        nsp);
     Oid rejection_types[kRejectionColumns] = {INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
                                               TEXTARRAYOID, JSONBARRAYOID,       BYTEAARRAYOID};
     SPIPlanPtr insert_rejections = SPI_prepare(query.data, kRejectionColumns, rejection_types);
     if (insert_rejections == nullptr) {
-        elog(ERROR, "could not prepare the insert into segment_rejected: %s", SPI_result_code_string(SPI_result));
+        elog(ERROR, "could not prepare the insert into segment_rejected: %s",
+             SPI_result_code_string(SPI_result));
     }
     SPI_keepplan(insert_events);
     SPI_keepplan(insert_rejections);
@@ -87,11 +96,13 @@ Datum make_array(Datum *elements, bool *nulls, int count, Oid element_type) {
     get_typlenbyvalalign(element_type, &length, &by_value, &align);
     int dims[1] = {count};
     int lower_bounds[1] = {1};
-    return PointerGetDatum(construct_md_array(elements, nulls, 1, dims, lower_bounds, element_type, length,
-                                              by_value, align));
+    return PointerGetDatum(
+        construct_md_array(elements, nulls, 1, dims, lower_bounds, element_type, length, by_value, align));
 }
 
-Datum text_datum(std::string_view text) { return PointerGetDatum(cstring_to_text_with_len(text.data(), text.size())); }
+Datum text_datum(std::string_view text) {
+    return PointerGetDatum(cstring_to_text_with_len(text.data(), text.size()));
+}
 
 bool same_text(Datum a, Datum b) {
     text *left = DatumGetTextPP(a);
@@ -124,10 +135,9 @@ void insert_events(IngestBatch *batch, int from, int count) {
         columns[13][i] = TimestampTzGetDatum(event.received_at);
         columns[14][i] = JsonbPGetDatum(event.payload);
     }
-    static const Oid element_types[kEventColumns] = {INT4OID,        TEXTOID,        TEXTOID,        TEXTOID,
-                                                     TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID,
-                                                     TEXTOID,        TEXTOID,        TIMESTAMPTZOID, TIMESTAMPTZOID,
-                                                     TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID};
+    static const Oid element_types[kEventColumns] = {
+        INT4OID, TEXTOID, TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID, TEXTOID,
+        TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID};
     Datum arguments[kEventColumns];
     for (int c = 0; c < kEventColumns; ++c) {
         arguments[c] = make_array(columns[c], nulls[c], count, element_types[c]);
@@ -237,7 +247,9 @@ ErrorData *try_insert_events(IngestBatch *batch, int from, int count, MemoryCont
     return error;
 }
 
-char *copy_text(std::string_view text) { return pnstrdup(text.data(), text.size()); }
+char *copy_text(std::string_view text) {
+    return pnstrdup(text.data(), text.size());
+}
 
 struct Envelope {
     // Top-level values of a {"batch":[…]} body that apply to items lacking them.
@@ -262,8 +274,8 @@ Jsonb *apply_envelope(Jsonb *item, const Envelope *envelope) {
     pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
     for (const Inherited &field : inherited) {
         JsonbValue existing;
-        if (!field.present ||
-            getKeyJsonValueFromContainer(&item->root, field.key, static_cast<int>(strlen(field.key)), &existing)) {
+        if (!field.present || getKeyJsonValueFromContainer(&item->root, field.key,
+                                                           static_cast<int>(strlen(field.key)), &existing)) {
             continue;
         }
         JsonbValue key;
@@ -311,17 +323,17 @@ void queue_message(IngestBatch *batch, int32 source_id, int32 request, Timestamp
 
     if (batch->event_count == batch->event_capacity) {
         batch->event_capacity *= 2;
-        batch->events =
-            static_cast<PendingEvent *>(repalloc(batch->events, sizeof(PendingEvent) * batch->event_capacity));
+        batch->events = static_cast<PendingEvent *>(
+            repalloc(batch->events, sizeof(PendingEvent) * batch->event_capacity));
     }
     PendingEvent &event = batch->events[batch->event_count++];
     event.source_id = source_id;
     event.request = request;
     event.outcome = EventOutcome::Pending;
     const segment::ParsedMessage &parsed = message.parsed;
-    const std::optional<std::string_view> texts[9] = {parsed.message_id, parsed.type,         parsed.event,
-                                                      parsed.name,       parsed.category,     parsed.user_id,
-                                                      parsed.anonymous_id, parsed.group_id, parsed.previous_id};
+    const std::optional<std::string_view> texts[9] = {
+        parsed.message_id, parsed.type,         parsed.event,    parsed.name,       parsed.category,
+        parsed.user_id,    parsed.anonymous_id, parsed.group_id, parsed.previous_id};
     for (int t = 0; t < 9; ++t) {
         event.text_nulls[t] = !texts[t].has_value();
         event.text_columns[t] = texts[t] ? text_datum(*texts[t]) : Datum(0);
@@ -334,7 +346,8 @@ void queue_message(IngestBatch *batch, int32 source_id, int32 request, Timestamp
     event.timestamp = timestamptz_from_unix(message.timestamp);
     event.received_at = received_at;
     event.original_timestamp_null = !parsed.original_timestamp;
-    event.original_timestamp = parsed.original_timestamp ? timestamptz_from_unix(*parsed.original_timestamp) : 0;
+    event.original_timestamp =
+        parsed.original_timestamp ? timestamptz_from_unix(*parsed.original_timestamp) : 0;
     event.sent_at_null = !parsed.sent_at;
     event.sent_at = parsed.sent_at ? timestamptz_from_unix(*parsed.sent_at) : 0;
     event.payload = payload;
@@ -363,7 +376,7 @@ bool error_is_about_the_message(int sqlerrcode) {
         case ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION:
         case ERRCODE_INVALID_CATALOG_NAME:
         case ERRCODE_INVALID_SCHEMA_NAME:
-        case ERRCODE_TRANSACTION_ROLLBACK:  // serialization failures, deadlocks
+        case ERRCODE_TRANSACTION_ROLLBACK:                   // serialization failures, deadlocks
         case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:  // missing table or privilege: fix and retry
         case ERRCODE_INSUFFICIENT_RESOURCES:                 // disk full, out of memory
         case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:       // lock not available
@@ -389,21 +402,27 @@ void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent) {
 
 void ingest_batch_reset(IngestBatch *batch) {
     MemoryContextReset(batch->context);
-    batch->events =
-        static_cast<PendingEvent *>(MemoryContextAlloc(batch->context, sizeof(PendingEvent) * batch->event_capacity));
+    batch->events = static_cast<PendingEvent *>(
+        MemoryContextAlloc(batch->context, sizeof(PendingEvent) * batch->event_capacity));
     batch->rejections = static_cast<PendingRejection *>(
         MemoryContextAlloc(batch->context, sizeof(PendingRejection) * batch->rejection_capacity));
     batch->event_count = 0;
     batch->rejection_count = 0;
 }
 
-void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at, Jsonb *body,
-                       const segment::MessageType *implied_type) {
+void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
+                       Jsonb *body, const segment::MessageType *implied_type) {
     MemoryContext caller = MemoryContextSwitchTo(batch->context);
     if (JB_ROOT_IS_SCALAR(body)) {
-        PendingRejection rejection{source_id, request, received_at, "not_an_object",
-                                   pstrdup("the body must be a message, an array of messages or {\"batch\":[...]}"),
-                                   nullptr, body, nullptr};
+        PendingRejection rejection{
+            source_id,
+            request,
+            received_at,
+            "not_an_object",
+            pstrdup("the body must be a message, an array of messages or {\"batch\":[...]}"),
+            nullptr,
+            body,
+            nullptr};
         add_rejection(batch, rejection);
     } else if (JB_ROOT_IS_ARRAY(body)) {
         queue_items(batch, source_id, request, received_at, &body->root, nullptr, implied_type);
@@ -412,8 +431,14 @@ void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, Times
         if (getKeyJsonValueFromContainer(&body->root, "batch", 5, &items) == nullptr) {
             queue_message(batch, source_id, request, received_at, body, nullptr, implied_type);
         } else if (items.type != jbvBinary || !JsonContainerIsArray(items.val.binary.data)) {
-            PendingRejection rejection{source_id, request, received_at, "invalid_batch",
-                                       pstrdup("\"batch\" must be an array of messages"), nullptr, body, nullptr};
+            PendingRejection rejection{source_id,
+                                       request,
+                                       received_at,
+                                       "invalid_batch",
+                                       pstrdup("\"batch\" must be an array of messages"),
+                                       nullptr,
+                                       body,
+                                       nullptr};
             add_rejection(batch, rejection);
         } else {
             Envelope envelope;
@@ -421,7 +446,8 @@ void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, Times
             envelope.has_integrations =
                 getKeyJsonValueFromContainer(&body->root, "integrations", 12, &envelope.integrations);
             envelope.has_sent_at = getKeyJsonValueFromContainer(&body->root, "sentAt", 6, &envelope.sent_at);
-            queue_items(batch, source_id, request, received_at, items.val.binary.data, &envelope, implied_type);
+            queue_items(batch, source_id, request, received_at, items.val.binary.data, &envelope,
+                        implied_type);
         }
     }
     MemoryContextSwitchTo(caller);
@@ -433,8 +459,8 @@ void ingest_queue_rejection(IngestBatch *batch, int32 source_id, int32 request, 
     bytea *raw_copy = static_cast<bytea *>(palloc(VARHDRSZ + raw_length));
     SET_VARSIZE(raw_copy, VARHDRSZ + raw_length);
     memcpy(VARDATA(raw_copy), raw, raw_length);
-    PendingRejection rejection{source_id, request, received_at, reason, pstrdup(detail), nullptr, nullptr,
-                               raw_copy};
+    PendingRejection rejection{source_id,       request, received_at, reason,
+                               pstrdup(detail), nullptr, nullptr,     raw_copy};
     add_rejection(batch, rejection);
     MemoryContextSwitchTo(caller);
 }
@@ -491,11 +517,13 @@ int32 lookup_source_by_name(Oid schema, const char *name) {
     }
     bool id_null, enabled_null;
     int32 id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &id_null));
-    bool enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &enabled_null));
+    bool enabled =
+        DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &enabled_null));
     if (!enabled) {
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("source \"%s\" is disabled", name),
-                        errhint("Enable it with UPDATE segment_sources SET enabled = true WHERE name = '%s'.",
-                                name)));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("source \"%s\" is disabled", name),
+             errhint("Enable it with UPDATE segment_sources SET enabled = true WHERE name = '%s'.", name)));
     }
     return id;
 }

@@ -1,6 +1,6 @@
-// The ingest path shared by segment_ingest() and the HTTP worker: Segment messages (jsonb) → validation by the
-// core rules → a pending batch → one INSERT of all events (ON CONFLICT DO NOTHING for dedup) and one of the
-// dead letters, in the caller's transaction. Never commits, never answers anyone: the caller does both.
+// The ingest path shared by segment_ingest() and the HTTP worker: Segment messages (jsonb) → validation by
+// the core rules → a pending batch → one INSERT of all events (ON CONFLICT DO NOTHING for dedup) and one of
+// the dead letters, in the caller's transaction. Never commits, never answers anyone: the caller does both.
 //
 // Plain structs and functions over palloc'd memory: these frames call Postgres and may longjmp, so no C++
 // object with a destructor lives here.
@@ -19,7 +19,8 @@ struct PendingEvent {
     int32 source_id;
     int32 request;  // caller's tag (the worker's request number), reported back with the outcome
     EventOutcome outcome;
-    Datum text_columns[9];  // message_id, type, event, name, category, user_id, anonymous_id, group_id, previous_id
+    Datum text_columns[9];  // message_id, type, event, name, category, user_id, anonymous_id, group_id,
+                            // previous_id
     bool text_nulls[9];
     TimestampTz timestamp, received_at;
     TimestampTz original_timestamp, sent_at;
@@ -40,8 +41,8 @@ struct PendingRejection {
 };
 
 struct IngestBatch {
-    Oid schema;                  // where the extension's tables live
-    MemoryContext context;       // everything pending; reset by ingest_batch_reset()
+    Oid schema;             // where the extension's tables live
+    MemoryContext context;  // everything pending; reset by ingest_batch_reset()
     PendingEvent *events;
     int event_count, event_capacity;
     PendingRejection *rejections;
@@ -54,16 +55,17 @@ void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent);
 // Splits a body into messages and queues each: one message (an object), an array of messages, or an envelope
 // {"batch":[…], "context", "integrations", "sentAt"} whose top-level fields apply to items lacking them.
 // Invalid messages are queued as rejections with their reason. `implied_type` is the endpoint's type, if any.
-void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at, Jsonb *body,
-                       const segment::MessageType *implied_type);
+void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
+                       Jsonb *body, const segment::MessageType *implied_type);
 
 // Queues one rejection of a whole body (e.g. invalid JSON). Copies `raw` and `detail`.
 void ingest_queue_rejection(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
                             const char *reason, const char *detail, const char *raw, size_t raw_length);
 
 // Writes everything pending in the current transaction (needs an SPI connection) and sets each event's
-// outcome. A message Postgres refuses on its own (a value it cannot store, a trigger rejecting the row) becomes
-// a rejection; a failure of the database itself (read-only, disk full, lock timeout, shutdown) is re-raised.
+// outcome. A message Postgres refuses on its own (a value it cannot store, a trigger rejecting the row)
+// becomes a rejection; a failure of the database itself (read-only, disk full, lock timeout, shutdown) is
+// re-raised.
 void ingest_batch_flush(IngestBatch *batch);
 
 // Forgets everything pending (after the caller has read the outcomes).

@@ -6,7 +6,9 @@
 
 namespace segment_pg {
 
-bool jsonb_is_object(Jsonb *jsonb) { return JB_ROOT_IS_OBJECT(jsonb) && !JB_ROOT_IS_SCALAR(jsonb); }
+bool jsonb_is_object(Jsonb *jsonb) {
+    return JB_ROOT_IS_OBJECT(jsonb) && !JB_ROOT_IS_SCALAR(jsonb);
+}
 
 static void read_field(JsonbContainer *object, std::string_view key, segment::Field &field) {
     JsonbValue value;
@@ -23,7 +25,8 @@ static void read_field(JsonbContainer *object, std::string_view key, segment::Fi
             field.text = std::string_view(value.val.string.val, value.val.string.len);
             break;
         case jbvNumeric: {
-            char *digits = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value.val.numeric)));
+            char *digits =
+                DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value.val.numeric)));
             field.kind = segment::FieldKind::Number;
             field.text = std::string_view(digits);
             break;
@@ -33,7 +36,7 @@ static void read_field(JsonbContainer *object, std::string_view key, segment::Fi
             break;
         case jbvBinary:
             field.kind = JsonContainerIsObject(value.val.binary.data) ? segment::FieldKind::Object
-                                                                       : segment::FieldKind::Array;
+                                                                      : segment::FieldKind::Array;
             break;
         default:
             field.kind = segment::FieldKind::Null;
@@ -79,7 +82,8 @@ char *derived_message_id(JsonbContainer *object) {
     }
     char *id = static_cast<char *>(palloc(36));
     if (!segment::derive_message_id(std::string_view(content.data, content.len), id)) {
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not hash a message to derive its messageId")));
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("could not hash a message to derive its messageId")));
     }
     pfree(content.data);
     return id;

@@ -1,5 +1,6 @@
 // The Postgres headers the glue uses, in one place. Include this LAST in every src/pg file: Postgres defines
-// macros (Min, Max, printf, ERROR, FATAL) that break RapidJSON and the C++ standard library when they come first.
+// macros (Min, Max, printf, ERROR, FATAL) that break RapidJSON and the C++ standard library when they come
+// first.
 #pragma once
 
 extern "C" {

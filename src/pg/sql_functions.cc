@@ -72,10 +72,11 @@ Datum segment_sign(PG_FUNCTION_ARGS) {
 Datum segment_parse(PG_FUNCTION_ARGS) {
     Jsonb *message = PG_GETARG_JSONB_P(0);
     if (!segment_pg::jsonb_is_object(message)) {
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("segment_parse expects a JSON object, got a JSON %s",
-                               JB_ROOT_IS_SCALAR(message) ? "scalar" : "array"),
-                        errhint("A Segment message is an object such as {\"type\":\"track\",\"event\":\"...\"}.")));
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                 errmsg("segment_parse expects a JSON object, got a JSON %s",
+                        JB_ROOT_IS_SCALAR(message) ? "scalar" : "array"),
+                 errhint("A Segment message is an object such as {\"type\":\"track\",\"event\":\"...\"}.")));
     }
     TupleDesc descriptor;
     if (get_call_result_type(fcinfo, nullptr, &descriptor) != TYPEFUNC_COMPOSITE) {
@@ -90,9 +91,9 @@ Datum segment_parse(PG_FUNCTION_ARGS) {
 
     Datum values[17];
     bool nulls[17];
-    const std::optional<std::string_view> texts[9] = {parsed.message_id, parsed.type,         parsed.event,
-                                                      parsed.name,       parsed.category,     parsed.user_id,
-                                                      parsed.anonymous_id, parsed.group_id, parsed.previous_id};
+    const std::optional<std::string_view> texts[9] = {
+        parsed.message_id, parsed.type,         parsed.event,    parsed.name,       parsed.category,
+        parsed.user_id,    parsed.anonymous_id, parsed.group_id, parsed.previous_id};
     for (int i = 0; i < 9; ++i) {
         values[i] = optional_text(texts[i], &nulls[i]);
     }
@@ -114,7 +115,8 @@ Datum segment_parse(PG_FUNCTION_ARGS) {
 Datum segment_new_write_key(PG_FUNCTION_ARGS) {
     char key[segment::kWriteKeyLength + 1];
     if (!segment::generate_write_key(key)) {
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate random bytes for a write key")));
+        ereport(ERROR,
+                (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate random bytes for a write key")));
     }
     PG_RETURN_TEXT_P(cstring_to_text(key));
 }
@@ -131,7 +133,8 @@ Datum segment_ingest(PG_FUNCTION_ARGS) {
     int32 source_id = segment_pg::lookup_source_by_name(schema, source_name);
     segment_pg::IngestBatch batch;
     segment_pg::ingest_batch_init(&batch, schema, caller);
-    segment_pg::ingest_queue_body(&batch, source_id, 0, GetCurrentTransactionStartTimestamp(), payload, nullptr);
+    segment_pg::ingest_queue_body(&batch, source_id, 0, GetCurrentTransactionStartTimestamp(), payload,
+                                  nullptr);
     segment_pg::ingest_batch_flush(&batch);
     int64 stored = batch.stored;
     MemoryContextDelete(batch.context);
