@@ -12,6 +12,10 @@ OBJS = $(CORE_SRCS:.cc=.o) $(PG_SRCS:.cc=.o)
 REGRESS = verify parse sources ingest views privileges
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
+# TAP tests (PostgreSQL::Test::Cluster): `make installcheck` runs them after pg_regress.
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
@@ -52,3 +56,24 @@ unittest-sanitize:
 
 format-check:
 	clang-format --dry-run --Werror $(wildcard src/core/*.cc src/core/*.h src/pg/*.cc src/pg/*.h test/unit/*.cc test/fuzz/*.cc)
+
+# libFuzzer targets for every parser in src/core (clang). `make fuzz FUZZ_SECONDS=60` runs each for a while.
+FUZZ_TARGETS = $(patsubst test/fuzz/%.cc,test/fuzz/bin/%,$(wildcard test/fuzz/fuzz_*.cc))
+FUZZ_SECONDS ?= 30
+FUZZ_CXX ?= clang++
+
+test/fuzz/bin/%: test/fuzz/%.cc $(CORE_SRCS) $(wildcard src/core/*.h)
+	@mkdir -p test/fuzz/bin
+	$(FUZZ_CXX) -std=c++17 -Wall -Wextra -Werror -O1 -g -I$(srcdir)/src -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -fsanitize-ignorelist=test/fuzz/ubsan.ignorelist -o $@ $< $(CORE_SRCS) -lcrypto
+
+.PHONY: fuzz
+fuzz: $(FUZZ_TARGETS)
+	@for target in $(FUZZ_TARGETS); do \
+		echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+		mkdir -p test/fuzz/bin/corpus-$$(basename $$target); \
+		$$target -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=test/fuzz/bin/ \
+			test/fuzz/bin/corpus-$$(basename $$target) test/fuzz/corpus/$$(basename $$target) \
+			> test/fuzz/bin/$$(basename $$target).log 2>&1 || { tail -30 test/fuzz/bin/$$(basename $$target).log; exit 1; }; \
+		tail -1 test/fuzz/bin/$$(basename $$target).log; \
+	done
