@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const std::optional<segment::UnixMicros> micros = segment::parse_iso8601(text);
     if (micros) {
         const int64_t lowest = segment::days_from_civil(1, 1, 1) * 86400LL * 1000000 - 24LL * 3600 * 1000000;
-        const int64_t highest = segment::days_from_civil(10000, 1, 1) * 86400LL * 1000000 + 24LL * 3600 * 1000000;
+        const int64_t highest =
+            segment::days_from_civil(10000, 1, 1) * 86400LL * 1000000 + 24LL * 3600 * 1000000;
         if (*micros < lowest || *micros > highest) {
             std::abort();
         }
