@@ -6,52 +6,26 @@
 namespace segment {
 namespace {
 
-class Cursor {
-  public:
-    explicit Cursor(std::string_view text) : text_(text) {}
-    bool done() const { return pos_ == text_.size(); }
-    char peek() const { return done() ? '\0' : text_[pos_]; }
-    bool accept(char c) {
-        if (peek() == c) {
-            ++pos_;
-            return true;
-        }
-        return false;
+// Value of `count` decimal digits at text[pos], or -1. Positions are fixed in ISO-8601's extended format, so
+// the parser indexes instead of scanning: this runs four times for every message stored.
+inline int digits_at(std::string_view text, size_t pos, size_t count) {
+    if (pos + count > text.size()) {
+        return -1;
     }
-    // Exactly `count` decimal digits.
-    bool digits(int count, int &value) {
-        value = 0;
-        for (int i = 0; i < count; ++i) {
-            char c = peek();
-            if (c < '0' || c > '9') {
-                return false;
-            }
-            value = value * 10 + (c - '0');
-            ++pos_;
+    int value = 0;
+    for (size_t i = 0; i < count; ++i) {
+        const unsigned digit = static_cast<unsigned>(static_cast<unsigned char>(text[pos + i]) - '0');
+        if (digit > 9) {
+            return -1;
         }
-        return true;
+        value = value * 10 + static_cast<int>(digit);
     }
-    // One or more digits; the first six count as microseconds, the rest are dropped.
-    bool fraction(int &micros) {
-        micros = 0;
-        int seen = 0;
-        while (peek() >= '0' && peek() <= '9') {
-            if (seen < 6) {
-                micros = micros * 10 + (peek() - '0');
-            }
-            ++seen;
-            ++pos_;
-        }
-        for (int i = seen; i < 6; ++i) {
-            micros *= 10;
-        }
-        return seen > 0;
-    }
+    return value;
+}
 
-  private:
-    std::string_view text_;
-    size_t pos_ = 0;
-};
+inline bool char_at(std::string_view text, size_t pos, char c) {
+    return pos < text.size() && text[pos] == c;
+}
 
 bool is_leap(int year) {
     return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
@@ -75,54 +49,78 @@ int64_t days_from_civil(int64_t year, unsigned month, unsigned day) noexcept {
 }
 
 std::optional<UnixMicros> parse_iso8601(std::string_view text) noexcept {
-    Cursor in(text);
-    int year, month, day;
-    if (!in.digits(4, year) || !in.accept('-') || !in.digits(2, month) || !in.accept('-') ||
-        !in.digits(2, day)) {
-        return std::nullopt;
-    }
-    if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month)) {
+    // YYYY-MM-DD
+    const int year = digits_at(text, 0, 4);
+    const int month = digits_at(text, 5, 2);
+    const int day = digits_at(text, 8, 2);
+    if (year < 1 || month < 1 || month > 12 || day < 1 || !char_at(text, 4, '-') || !char_at(text, 7, '-') ||
+        day > days_in_month(year, month)) {
         return std::nullopt;
     }
     int hour = 0, minute = 0, second = 0, micros = 0, offset_seconds = 0;
-    if (in.accept('T') || in.accept('t') || in.accept(' ')) {
-        if (!in.digits(2, hour) || !in.accept(':') || !in.digits(2, minute)) {
+    size_t pos = 10;
+    if (pos < text.size()) {
+        const char separator = text[pos];
+        if (separator != 'T' && separator != 't' && separator != ' ') {
             return std::nullopt;
         }
-        if (in.accept(':')) {
-            if (!in.digits(2, second)) {
+        // hh:mm[:ss[.fraction]]
+        hour = digits_at(text, 11, 2);
+        minute = digits_at(text, 14, 2);
+        if (hour < 0 || minute < 0 || !char_at(text, 13, ':')) {
+            return std::nullopt;
+        }
+        pos = 16;
+        if (char_at(text, pos, ':')) {
+            second = digits_at(text, 17, 2);
+            if (second < 0) {
                 return std::nullopt;
             }
-            if ((in.accept('.') || in.accept(',')) && !in.fraction(micros)) {
-                return std::nullopt;
+            pos = 19;
+            if (char_at(text, pos, '.') || char_at(text, pos, ',')) {
+                // One or more digits; the first six count as microseconds, the rest are dropped.
+                ++pos;
+                const size_t first = pos;
+                while (pos < text.size() &&
+                       static_cast<unsigned>(static_cast<unsigned char>(text[pos]) - '0') <= 9u) {
+                    if (pos - first < 6) {
+                        micros = micros * 10 + (text[pos] - '0');
+                    }
+                    ++pos;
+                }
+                if (pos == first) {
+                    return std::nullopt;
+                }
+                for (size_t i = pos - first; i < 6; ++i) {
+                    micros *= 10;
+                }
             }
         }
         if (hour > 23 || minute > 59 || second > 59) {
             return std::nullopt;
         }
-        if (in.accept('Z') || in.accept('z')) {
-            // UTC
-        } else if (in.peek() == '+' || in.peek() == '-') {
-            const int sign = in.peek() == '-' ? -1 : 1;
-            in.accept(in.peek());
-            int offset_hours, offset_minutes = 0;
-            if (!in.digits(2, offset_hours)) {
-                return std::nullopt;
+        // Z, or ±hh[:mm] / ±hhmm, or nothing (UTC)
+        if (char_at(text, pos, 'Z') || char_at(text, pos, 'z')) {
+            ++pos;
+        } else if (char_at(text, pos, '+') || char_at(text, pos, '-')) {
+            const int sign = text[pos] == '-' ? -1 : 1;
+            const int offset_hours = digits_at(text, pos + 1, 2);
+            int offset_minutes = 0;
+            pos += 3;
+            if (char_at(text, pos, ':')) {
+                offset_minutes = digits_at(text, pos + 1, 2);
+                pos += 3;
+            } else if (pos < text.size()) {
+                offset_minutes = digits_at(text, pos, 2);
+                pos += 2;
             }
-            if (in.accept(':')) {
-                if (!in.digits(2, offset_minutes)) {
-                    return std::nullopt;
-                }
-            } else if (!in.done() && !in.digits(2, offset_minutes)) {
-                return std::nullopt;
-            }
-            if (offset_hours > 23 || offset_minutes > 59) {
+            if (offset_hours < 0 || offset_hours > 23 || offset_minutes < 0 || offset_minutes > 59) {
                 return std::nullopt;
             }
             offset_seconds = sign * (offset_hours * 3600 + offset_minutes * 60);
         }
     }
-    if (!in.done()) {
+    if (pos != text.size()) {
         return std::nullopt;
     }
     const int64_t seconds =

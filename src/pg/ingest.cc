@@ -304,14 +304,14 @@ void queue_message(IngestBatch *batch, int32 source_id, int32 request, Timestamp
         return;
     }
     Jsonb *payload = apply_envelope(item, envelope);
-    segment::MessageFields fields;
-    read_message_fields(&payload->root, fields);
+    MessageMembers members;
+    read_message_members(&payload->root, members);
     std::optional<segment::MessageType> implied;
     if (implied_type != nullptr) {
         implied = *implied_type;
     }
     const segment::ValidatedMessage message =
-        segment::validate_message(fields, unix_from_timestamptz(received_at), implied);
+        segment::validate_message(members.fields, unix_from_timestamptz(received_at), implied);
     if (message.reason != segment::RejectReason::None) {
         rejection.payload = payload;
         rejection.reason = segment::reject_reason_code(message.reason).data();

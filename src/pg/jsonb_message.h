@@ -1,5 +1,5 @@
-// Reading a Segment message out of a jsonb object without converting it to text: the field views point into
-// the jsonb itself, so segment_parse() and the ingest path cost a few binary searches per message.
+// Reading a Segment message out of a jsonb object without converting it to text: one pass over the object's
+// sorted keys finds every member we need, and the field views point into the jsonb itself.
 // Plain C-style functions over Postgres data: no C++ object with a destructor lives in these frames.
 #pragma once
 
@@ -12,12 +12,18 @@ namespace segment_pg {
 // True when the jsonb's root is an object (not an array, not a scalar).
 bool jsonb_is_object(Jsonb *jsonb);
 
-// Fills `fields` from the top-level keys of an object container. Strings are views into the container;
-// numbers are rendered with numeric_out into the current memory context.
-void read_message_fields(JsonbContainer *object, segment::MessageFields &fields);
+// Everything segment_parse() and the ingest path read from a message's top level.
+struct MessageMembers {
+    segment::MessageFields fields;
+    // context, properties, traits, integrations: the values as found (valid while the jsonb lives)
+    JsonbValue objects[4];
+    bool has_object[4];
+};
+enum MessageObject { kContext = 0, kProperties = 1, kTraits = 2, kIntegrations = 3 };
 
-// The value of a top-level key as a standalone jsonb, or nullptr when the key is absent.
-Jsonb *jsonb_member(JsonbContainer *object, const char *key);
+// Fills `members` from the top-level keys of an object container. Strings are views into the container;
+// numbers are rendered with numeric_out into the current memory context.
+void read_message_members(JsonbContainer *object, MessageMembers &members);
 
 // The messageId to use for a message that has none: derived from its content without sentAt and receivedAt,
 // so that an identical retry gets the same id. Returns a palloc'd C string.

@@ -37,10 +37,29 @@ Datum optional_timestamp(const std::optional<segment::UnixMicros> &value, bool *
     return value ? TimestampTzGetDatum(timestamptz_from_unix(*value)) : Datum(0);
 }
 
-Datum optional_member(JsonbContainer *object, const char *key, bool *is_null) {
-    Jsonb *member = segment_pg::jsonb_member(object, key);
-    *is_null = member == nullptr;
-    return member ? JsonbPGetDatum(member) : Datum(0);
+Datum optional_object(const segment_pg::MessageMembers &members, int which, bool *is_null) {
+    *is_null = !members.has_object[which];
+    return members.has_object[which]
+               ? JsonbPGetDatum(JsonbValueToJsonb(const_cast<JsonbValue *>(&members.objects[which])))
+               : Datum(0);
+}
+
+// The blessed descriptor of segment_event, looked up once per call site and kept in fn_extra.
+TupleDesc segment_event_descriptor(FunctionCallInfo fcinfo) {
+    if (fcinfo->flinfo->fn_extra == nullptr) {
+        TupleDesc descriptor;
+        if (get_call_result_type(fcinfo, nullptr, &descriptor) != TYPEFUNC_COMPOSITE) {
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("segment_parse must be called in a context that accepts a record")));
+        }
+        if (descriptor->natts != 17) {
+            elog(ERROR, "segment_event has %d attributes, expected 17", descriptor->natts);
+        }
+        MemoryContext caller = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+        fcinfo->flinfo->fn_extra = BlessTupleDesc(CreateTupleDescCopy(descriptor));
+        MemoryContextSwitchTo(caller);
+    }
+    return static_cast<TupleDesc>(fcinfo->flinfo->fn_extra);
 }
 
 }  // namespace
@@ -78,16 +97,10 @@ Datum segment_parse(PG_FUNCTION_ARGS) {
                         JB_ROOT_IS_SCALAR(message) ? "scalar" : "array"),
                  errhint("A Segment message is an object such as {\"type\":\"track\",\"event\":\"...\"}.")));
     }
-    TupleDesc descriptor;
-    if (get_call_result_type(fcinfo, nullptr, &descriptor) != TYPEFUNC_COMPOSITE) {
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("segment_parse must be called in a context that accepts a record")));
-    }
-    descriptor = BlessTupleDesc(descriptor);
-
-    segment::MessageFields fields;
-    segment_pg::read_message_fields(&message->root, fields);
-    const segment::ParsedMessage parsed = segment::parse_message(fields);
+    TupleDesc descriptor = segment_event_descriptor(fcinfo);
+    segment_pg::MessageMembers members;
+    segment_pg::read_message_members(&message->root, members);
+    const segment::ParsedMessage parsed = segment::parse_message(members.fields);
 
     Datum values[17];
     bool nulls[17];
@@ -101,13 +114,10 @@ Datum segment_parse(PG_FUNCTION_ARGS) {
     values[10] = optional_timestamp(parsed.original_timestamp, &nulls[10]);
     values[11] = optional_timestamp(parsed.sent_at, &nulls[11]);
     values[12] = optional_timestamp(parsed.received_at, &nulls[12]);
-    values[13] = optional_member(&message->root, "context", &nulls[13]);
-    values[14] = optional_member(&message->root, "properties", &nulls[14]);
-    values[15] = optional_member(&message->root, "traits", &nulls[15]);
-    values[16] = optional_member(&message->root, "integrations", &nulls[16]);
-    if (descriptor->natts != 17) {
-        elog(ERROR, "segment_event has %d attributes, expected 17", descriptor->natts);
-    }
+    values[13] = optional_object(members, segment_pg::kContext, &nulls[13]);
+    values[14] = optional_object(members, segment_pg::kProperties, &nulls[14]);
+    values[15] = optional_object(members, segment_pg::kTraits, &nulls[15]);
+    values[16] = optional_object(members, segment_pg::kIntegrations, &nulls[16]);
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(descriptor, values, nulls)));
 }
 
