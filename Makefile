@@ -55,7 +55,7 @@ unittest-sanitize:
 	test/unit/run_unit_tests_sanitized
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard src/core/*.cc src/core/*.h src/pg/*.cc src/pg/*.h test/unit/*.cc test/fuzz/*.cc)
+	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 # libFuzzer targets for every parser in src/core (clang). `make fuzz FUZZ_SECONDS=60` runs each for a while.
 FUZZ_TARGETS = $(patsubst test/fuzz/%.cc,test/fuzz/bin/%,$(wildcard test/fuzz/fuzz_*.cc))
@@ -77,3 +77,8 @@ fuzz: $(FUZZ_TARGETS)
 			> test/fuzz/bin/$$(basename $$target).log 2>&1 || { tail -30 test/fuzz/bin/$$(basename $$target).log; exit 1; }; \
 		tail -1 test/fuzz/bin/$$(basename $$target).log; \
 	done
+
+FORMAT_FILES = $(wildcard src/core/*.cc src/core/*.h src/pg/*.cc src/pg/*.h test/unit/*.cc test/fuzz/*.cc)
+.PHONY: format
+format:
+	clang-format -i $(FORMAT_FILES)

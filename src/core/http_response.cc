@@ -179,6 +179,8 @@ void append_http_response(const HttpResponse &response, std::string *out) {
     }
     if (response.close_connection) {
         out->append("Connection: close\r\n");
+    } else if (response.keep_alive) {
+        out->append("Connection: keep-alive\r\n");
     }
     if (response.retry_after_seconds.has_value()) {
         out->append("Retry-After: ");

@@ -22,6 +22,8 @@ struct HttpResponse {
     std::string content_type = "application/json";  // empty: no Content-Type header
     std::string body;
     bool close_connection = false;  // adds "Connection: close"; the caller closes after writing
+    bool keep_alive =
+        false;  // adds "Connection: keep-alive" (HTTP/1.0 clients need it to keep the connection)
     std::optional<uint32_t> retry_after_seconds;
     std::string allow;  // e.g. "POST" for 405; empty: no Allow header
     std::string date;   // IMF-fixdate (format_http_date); empty: no Date header

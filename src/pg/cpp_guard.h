@@ -20,13 +20,13 @@ auto run_cpp(const char *what, Work &&work) -> decltype(work()) {
     try {
         return std::forward<Work>(work)();
     } catch (const std::bad_alloc &) {
-        std::snprintf(message, sizeof message, "out of memory");
+        snprintf(message, sizeof message, "out of memory");
         failed = true;
     } catch (const std::exception &error) {
-        std::snprintf(message, sizeof message, "%s", error.what());
+        snprintf(message, sizeof message, "%s", error.what());
         failed = true;
     } catch (...) {
-        std::snprintf(message, sizeof message, "unknown C++ exception");
+        snprintf(message, sizeof message, "unknown C++ exception");
         failed = true;
     }
     // Outside every catch block: no C++ exception object or frame is live across the longjmp.

@@ -1,13 +1,44 @@
-// The library's entry point. The SQL functions work whether or not the library is preloaded; the HTTP worker
-// (registered from _PG_init) needs shared_preload_libraries.
+// The library's entry point. The SQL functions work whether or not the library is preloaded; the HTTP
+// workers exist only when it is loaded through shared_preload_libraries.
+#include "pg/settings.h"
+#include "pg/worker.h"
+
+#include <cstdio>
+
 #include "pg/postgres_headers.h"
 
 extern "C" {
+#include "postmaster/bgworker.h"
 
 PG_MODULE_MAGIC;
 
 void _PG_init(void);
+}
 
-void _PG_init(void) {}
+namespace segment_pg {
 
-}  // extern "C"
+void register_workers() {
+    for (int i = 0; i < settings.workers; ++i) {
+        BackgroundWorker worker;
+        memset(&worker, 0, sizeof worker);
+        worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+        worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+        worker.bgw_restart_time = 1;
+        snprintf(worker.bgw_library_name, BGW_MAXLEN, "segment_webhook");
+        snprintf(worker.bgw_function_name, BGW_MAXLEN, "segment_webhook_worker_main");
+        snprintf(worker.bgw_name, BGW_MAXLEN, "segment_webhook worker %d", i);
+        snprintf(worker.bgw_type, BGW_MAXLEN, "segment_webhook worker");
+        worker.bgw_main_arg = Int32GetDatum(i);
+        worker.bgw_notify_pid = 0;
+        RegisterBackgroundWorker(&worker);
+    }
+}
+
+}  // namespace segment_pg
+
+void _PG_init(void) {
+    segment_pg::define_settings();
+    if (process_shared_preload_libraries_in_progress) {
+        segment_pg::register_workers();
+    }
+}

@@ -8,7 +8,7 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'segment_webhook'");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'segment_webhook'\nsegment_webhook.workers = 0");
 $node->start;
 
 $node->safe_psql('postgres', q{

@@ -1,0 +1,77 @@
+// What the worker does with one HTTP request before anything touches the database: route it, find its source
+// by write key, check its X-Signature, and check that the body is JSON Postgres can store. The answer is
+// either an immediate HTTP response (an error, or /health) or "ingest this body for that source".
+// Pure C++; never includes Postgres. Every check that can fail without the database fails here.
+#pragma once
+#include "core/no_postgres.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/http_request.h"
+#include "core/http_response.h"
+
+namespace segment {
+
+struct SourceInfo {
+    int32_t id = 0;
+    std::string name;
+    std::string write_key;
+    std::optional<std::string> shared_secret;
+    bool enabled = true;
+};
+
+// The sources the worker knows, by write key. Rebuilt from segment_sources about once a second.
+class SourceDirectory {
+  public:
+    void replace(std::vector<SourceInfo> sources);
+    const SourceInfo *find(std::string_view write_key) const;
+    size_t size() const { return by_key_.size(); }
+
+  private:
+    std::unordered_map<std::string, SourceInfo> by_key_;
+};
+
+// The body's JSON, checked the way jsonb will need it: well-formed, valid UTF-8, no \u0000 (text cannot hold
+// it). Also reports a top-level "writeKey" string of an object body.
+struct JsonCheck {
+    bool valid = false;
+    std::string error;  // why not, for the 400 answer and the dead letter
+    bool is_object = false;
+    std::optional<std::string> write_key;
+    size_t message_count = 0;  // elements of a top-level array or of an object's "batch" array, else 1
+};
+JsonCheck check_json(std::string_view body);
+
+enum class WebhookAction {
+    Respond,  // send `response` now
+    Health,   // the caller answers /health from its own state
+    Ingest,   // store `body` for `source_id` (or, when !json.valid, dead-letter it and answer 400)
+};
+
+struct WebhookDecision {
+    WebhookAction action = WebhookAction::Respond;
+    HttpResponse response;
+    int32_t source_id = 0;
+    JsonCheck json;
+};
+
+struct WebhookContext {
+    const SourceDirectory *sources = nullptr;
+    bool ingest_available = true;  // false while the extension is missing from the database
+    std::string unavailable_code;  // e.g. "extension_missing"
+    std::string unavailable_message;
+    uint32_t retry_after_seconds = 5;
+};
+
+WebhookDecision decide(const HttpRequest &request, const WebhookContext &context);
+
+// The write key a request names, in order of precedence: ?writeKey=, Authorization Basic (user name), Bearer.
+// nullopt when none of those is present (the body may still carry one).
+std::optional<std::string> write_key_from_request(const HttpRequest &request);
+
+}  // namespace segment

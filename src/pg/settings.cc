@@ -1,0 +1,68 @@
+// segment_webhook.* GUCs. Names and defaults are part of the public contract (see README.md).
+#include "pg/settings.h"
+
+#include "pg/postgres_headers.h"
+
+extern "C" {
+#include "utils/guc.h"
+}
+
+namespace segment_pg {
+
+Settings settings;
+
+void define_settings() {
+    DefineCustomIntVariable("segment_webhook.workers", "Number of HTTP ingest workers.",
+                            "Each listens on the same port (SO_REUSEPORT). Needs a restart.",
+                            &settings.workers, 1, 0, 64, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("segment_webhook.listen_addresses",
+                               "Addresses the ingest workers listen on (comma-separated; * for all).",
+                               nullptr, &settings.listen_addresses, "localhost", PGC_POSTMASTER,
+                               GUC_LIST_INPUT, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("segment_webhook.port", "TCP port of the HTTP ingest endpoint.", nullptr,
+                            &settings.port, 8686, 1, 65535, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("segment_webhook.database", "Database the ingest workers connect to.",
+                               "The extension must be created there.", &settings.database, "postgres",
+                               PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "segment_webhook.role", "Role the ingest workers connect as.",
+        "Empty: the bootstrap superuser. A dedicated role with INSERT on the extension's "
+        "tables and SELECT on segment_sources is recommended.",
+        &settings.role, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("segment_webhook.batch_size", "Messages written in one transaction at most.",
+                            nullptr, &settings.batch_size, 500, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("segment_webhook.batch_delay",
+                            "Longest time a received message waits for others to share its transaction.",
+                            nullptr, &settings.batch_delay_ms, 5, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("segment_webhook.max_request_size", "Largest request body accepted (413 beyond).",
+                            "Segment does not retry a 413, so keep this generous.",
+                            &settings.max_request_size, 16 * 1024 * 1024, 1024, INT_MAX, PGC_SIGHUP,
+                            GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("segment_webhook.max_header_size", "Largest request head accepted (431 beyond).",
+                            nullptr, &settings.max_header_size, 16 * 1024, 1024, 1024 * 1024, PGC_SIGHUP,
+                            GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("segment_webhook.max_connections", "Open HTTP connections per worker at most.",
+                            nullptr, &settings.max_connections, 1024, 1, 100000, PGC_SIGHUP, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("segment_webhook.read_timeout",
+                            "Time a client has to send a whole request once it started (408 beyond).",
+                            nullptr, &settings.read_timeout_ms, 10000, 100, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "segment_webhook.idle_timeout", "Time an idle keep-alive connection is kept open.", nullptr,
+        &settings.idle_timeout_ms, 60000, 100, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("segment_webhook.retry_after", "Retry-After sent with 503 answers.", nullptr,
+                            &settings.retry_after_s, 5, 0, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable(
+        "segment_webhook.lock_timeout",
+        "lock_timeout of the workers' transactions: a batch that cannot get its locks in time "
+        "is answered 503 instead of keeping the senders waiting.",
+        nullptr, &settings.lock_timeout_ms, 2000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
+    MarkGUCPrefixReserved("segment_webhook");
+}
+
+}  // namespace segment_pg

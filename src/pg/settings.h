@@ -1,0 +1,30 @@
+// The segment_webhook.* configuration parameters (GUCs). Defined in _PG_init whether or not the library is
+// preloaded, so that SET and postgresql.conf accept them; only the worker reads them.
+#pragma once
+
+#include "pg/postgres_headers.h"
+
+namespace segment_pg {
+
+struct Settings {
+    int workers;
+    char *listen_addresses;
+    int port;
+    char *database;
+    char *role;
+    int batch_size;
+    int batch_delay_ms;
+    int max_request_size;
+    int max_header_size;
+    int max_connections;
+    int read_timeout_ms;
+    int idle_timeout_ms;
+    int retry_after_s;
+    int lock_timeout_ms;
+};
+
+extern Settings settings;
+
+void define_settings();
+
+}  // namespace segment_pg
