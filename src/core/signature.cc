@@ -1,51 +1,58 @@
-// Segment X-Signature computation and verification. The HMAC context is fetched once per thread and reused,
-// because fetching the algorithm from OpenSSL's provider registry costs more than hashing a typical event.
+// Segment X-Signature computation and verification: HMAC-SHA1 with a per-thread cached key schedule, hex
+// decoding without data-dependent branches, constant-time comparison, and the first-array-element rule.
 #include "core/no_postgres.h"
 #include "core/signature.h"
 
+#include <cstring>
 #include <string>
 
-#include <openssl/core_names.h>
+// SHA1_Init/Update/Final: see hmac_sha1 for why the deprecated primitive is used.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/sha.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
 namespace segment {
 namespace {
 
-// One HMAC-SHA1 context per thread, created on first use and kept for the life of the process, together with
-// the secret it was last keyed with: a receiver checks every request of a source against the same secret, and
-// re-initialising with the same key skips HMAC's key schedule (two SHA-1 blocks plus OpenSSL's setup).
-struct KeyedContext {
-    EVP_MAC_CTX *context = nullptr;
-    std::string secret;
-    bool keyed = false;
+// HMAC-SHA1 over libcrypto's SHA-1 primitive. HMAC's key schedule (hashing the key XOR ipad and XOR opad) is
+// done once per secret and kept per thread: a receiver checks every request of a source against the same
+// secret, so a check costs only the two SHA-1 passes over the body and the inner digest. The SHA1_* calls are
+// deprecated in OpenSSL 3 in favour of EVP, whose per-call dispatch costs more than hashing a small event;
+// they use the same (hardware-accelerated) implementation underneath.
+struct HmacKey {
+    SHA_CTX inner;  // state after absorbing key XOR ipad
+    SHA_CTX outer;  // state after absorbing key XOR opad
 };
 
-KeyedContext &keyed_context() noexcept {
-    thread_local KeyedContext state;
-    if (state.context == nullptr) {
-        EVP_MAC *mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-        if (mac == nullptr) {
-            return state;
-        }
-        state.context = EVP_MAC_CTX_new(mac);
-        EVP_MAC_free(mac);
-        if (state.context == nullptr) {
-            return state;
-        }
-        char digest_name[] = "SHA1";
-        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-                               OSSL_PARAM_construct_end()};
-        if (EVP_MAC_CTX_set_params(state.context, params) != 1) {
-            EVP_MAC_CTX_free(state.context);
-            state.context = nullptr;
-        }
+void schedule_key(std::string_view secret, HmacKey &key) {
+    unsigned char block[SHA_CBLOCK] = {0};
+    if (secret.size() > sizeof block) {
+        SHA1(reinterpret_cast<const unsigned char *>(secret.data()), secret.size(), block);
+    } else if (!secret.empty()) {
+        std::memcpy(block, secret.data(), secret.size());
     }
-    return state;
+    unsigned char pad[SHA_CBLOCK];
+    for (size_t i = 0; i < sizeof block; ++i) {
+        pad[i] = block[i] ^ 0x36;
+    }
+    SHA1_Init(&key.inner);
+    SHA1_Update(&key.inner, pad, sizeof pad);
+    for (size_t i = 0; i < sizeof block; ++i) {
+        pad[i] = block[i] ^ 0x5c;
+    }
+    SHA1_Init(&key.outer);
+    SHA1_Update(&key.outer, pad, sizeof pad);
+    OPENSSL_cleanse(block, sizeof block);
+    OPENSSL_cleanse(pad, sizeof pad);
 }
+
+struct CachedKey {
+    std::string secret;
+    HmacKey key;
+    bool valid = false;
+};
 
 // Hex digit values; -1 for anything else. A table keeps the decoding free of data-dependent branches.
 struct HexTable {
@@ -80,34 +87,28 @@ bool digest_matches(std::string_view secret, std::string_view message, const Sha
 }  // namespace
 
 bool hmac_sha1(std::string_view secret, std::string_view body, Sha1Digest &out) noexcept {
-    KeyedContext &state = keyed_context();
-    if (state.context == nullptr) {
-        return false;
-    }
-    int initialised;
-    if (state.keyed && state.secret == secret) {
-        initialised = EVP_MAC_init(state.context, nullptr, 0, nullptr);
-    } else {
-        // An empty key is legal for HMAC; OpenSSL wants a non-null pointer for it.
-        static const unsigned char empty_key = 0;
-        const unsigned char *key =
-            secret.empty() ? &empty_key : reinterpret_cast<const unsigned char *>(secret.data());
-        state.keyed = false;
-        initialised = EVP_MAC_init(state.context, key, secret.size(), nullptr);
-        if (initialised == 1) {
-            try {
-                state.secret.assign(secret.data(), secret.size());
-                state.keyed = true;
-            } catch (...) {
-                // No memory for the cached copy: still correct, just not cached.
-            }
+    thread_local CachedKey cache;
+    HmacKey fresh;
+    const HmacKey *key = &cache.key;
+    if (!cache.valid || cache.secret != secret) {
+        schedule_key(secret, fresh);
+        key = &fresh;
+        try {
+            cache.secret.assign(secret.data(), secret.size());
+            cache.key = fresh;
+            cache.valid = true;
+        } catch (...) {
+            cache.valid = false;  // no memory for the cached copy: still correct, just not cached
         }
     }
-    size_t written = 0;
-    return initialised == 1 &&
-           EVP_MAC_update(state.context, reinterpret_cast<const unsigned char *>(body.data()), body.size()) ==
-               1 &&
-           EVP_MAC_final(state.context, out.data(), &written, out.size()) == 1 && written == out.size();
+    SHA_CTX context = key->inner;
+    unsigned char inner_digest[SHA_DIGEST_LENGTH];
+    if (SHA1_Update(&context, body.data(), body.size()) != 1 || SHA1_Final(inner_digest, &context) != 1) {
+        return false;
+    }
+    context = key->outer;
+    return SHA1_Update(&context, inner_digest, sizeof inner_digest) == 1 &&
+           SHA1_Final(out.data(), &context) == 1;
 }
 
 void digest_to_hex(const Sha1Digest &digest, char out[41]) noexcept {

@@ -11,7 +11,9 @@ namespace segment_pg {
 
 Settings settings;
 
-void define_settings() {
+namespace {
+
+void define_postmaster_settings() {
     DefineCustomIntVariable("segment_webhook.workers", "Number of HTTP ingest workers.",
                             "Each listens on the same port (SO_REUSEPORT). Needs a restart.",
                             &settings.workers, 1, 0, 64, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
@@ -29,6 +31,9 @@ void define_settings() {
         "Empty: the bootstrap superuser. A dedicated role with INSERT on the extension's "
         "tables and SELECT on segment_sources is recommended.",
         &settings.role, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+}
+
+void define_reloadable_settings() {
     DefineCustomIntVariable("segment_webhook.batch_size", "Messages written in one transaction at most.",
                             nullptr, &settings.batch_size, 500, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr,
                             nullptr);
@@ -62,6 +67,18 @@ void define_settings() {
         "is answered 503 instead of keeping the senders waiting.",
         nullptr, &settings.lock_timeout_ms, 2000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
         nullptr);
+    MarkGUCPrefixReserved("segment_webhook");
+}
+
+}  // namespace
+
+void define_settings() {
+    // Settings of the workers' process model exist only when the library is preloaded: Postgres refuses to
+    // create PGC_POSTMASTER variables once it is running (a plain CREATE EXTENSION loads the library late).
+    if (process_shared_preload_libraries_in_progress) {
+        define_postmaster_settings();
+    }
+    define_reloadable_settings();
     MarkGUCPrefixReserved("segment_webhook");
 }
 
