@@ -14,6 +14,12 @@ CREATE TABLE segment_sources (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 REVOKE ALL ON segment_sources FROM PUBLIC;
+
+-- The ingest workers re-read segment_sources at once when a change commits (and every second anyway).
+CREATE FUNCTION segment_sources_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'segment_sources_changed' LANGUAGE C;
+CREATE TRIGGER segment_sources_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segment_sources
+    FOR EACH STATEMENT EXECUTE FUNCTION segment_sources_changed();
 COMMENT ON TABLE segment_sources IS 'Segment sources allowed to send events: write key and optional shared secret (X-Signature)';
 
 -- One row per stored Segment message. (source_id, message_id) is unique: a message stored twice is stored once.

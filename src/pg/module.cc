@@ -1,6 +1,7 @@
 // The library's entry point. The SQL functions work whether or not the library is preloaded; the HTTP
 // workers exist only when it is loaded through shared_preload_libraries.
 #include "pg/settings.h"
+#include "pg/shared.h"
 #include "pg/worker.h"
 
 #include <cstdio>
@@ -39,6 +40,7 @@ void register_workers() {
 void _PG_init(void) {
     segment_pg::define_settings();
     if (process_shared_preload_libraries_in_progress) {
+        segment_pg::install_shared_memory_hooks();
         segment_pg::register_workers();
     }
 }

@@ -12,6 +12,7 @@
 #include "pg/cpp_guard.h"
 #include "pg/ingest.h"
 #include "pg/settings.h"
+#include "pg/shared.h"
 #include "pg/worker.h"
 
 #include <sys/time.h>
@@ -63,6 +64,7 @@ struct WorkerState {
     bool extension_missing_logged = false;
     bool last_flush_failed = false;
     int64 next_source_refresh_ms = 0;
+    uint64 sources_version_seen = 0;
     int64 next_extension_check_ms = 0;
     int64 shutdown_deadline_ms = -1;
 };
@@ -505,6 +507,7 @@ extern "C" PGDLLEXPORT void segment_webhook_worker_main(Datum argument) {
                          "segment_rejected and SELECT on segment_sources.")));
     }
     pgstat_report_appname("segment_webhook");
+    register_worker_process(worker_number);
 
     MemoryContext worker_context =
         AllocSetContextCreate(TopMemoryContext, "segment_webhook worker", ALLOCSET_DEFAULT_SIZES);
@@ -552,7 +555,10 @@ extern "C" PGDLLEXPORT void segment_webhook_worker_main(Datum argument) {
             run_database_step(check_extension, "looking up the extension");
             state->next_extension_check_ms = now + kExtensionCheckMs;
         }
-        if (OidIsValid(state->schema) && now >= state->next_source_refresh_ms) {
+        const uint64 version = sources_version();
+        if (OidIsValid(state->schema) &&
+            (now >= state->next_source_refresh_ms || version != state->sources_version_seen)) {
+            state->sources_version_seen = version;
             run_database_step(refresh_sources, "reading segment_sources");
             state->next_source_refresh_ms = now + kSourceRefreshMs;
         }
