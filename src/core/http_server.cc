@@ -142,7 +142,14 @@ HttpServer::HttpServer(const HttpServerOptions &options) : options_(options) {
                 continue;
             }
             listen_fds_.push_back(fd);
-            bound_.push_back(shown);
+            sockaddr_storage actual{};
+            socklen_t actual_length = sizeof actual;
+            getsockname(fd, reinterpret_cast<sockaddr *>(&actual), &actual_length);
+            const uint16_t actual_port =
+                ntohs(actual.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6 &>(actual).sin6_port
+                                                   : reinterpret_cast<sockaddr_in &>(actual).sin_port);
+            port_ = actual_port;
+            bound_.push_back(peer_name(actual) + ":" + std::to_string(actual_port));
         }
         freeaddrinfo(results);
     }

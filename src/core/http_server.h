@@ -18,8 +18,8 @@ namespace segment {
 
 struct HttpServerOptions {
     std::vector<std::string> listen_addresses;  // host names or addresses; "*" for every address
-    int port = 8686;
-    bool reuse_port = false;  // SO_REUSEPORT, so that several workers share the port
+    int port = 8686;                            // 0: any free port (tests)
+    bool reuse_port = false;                    // SO_REUSEPORT, so that several workers share the port
     size_t max_connections = 1024;
     HttpParserLimits parser_limits;
     int64_t read_timeout_ms = 10000;  // a started request must be complete within this (else 408)
@@ -46,6 +46,8 @@ class HttpServer {
     int epoll_fd() const { return epoll_fd_; }
     // "127.0.0.1:8686", … as bound.
     const std::vector<std::string> &bound_addresses() const { return bound_; }
+    // The port listened on (the one the kernel chose when options.port was 0).
+    int port() const { return port_; }
 
     // Limits that a configuration reload may change; they apply to requests started afterwards.
     void set_limits(size_t max_connections, const HttpParserLimits &parser_limits, int64_t read_timeout_ms,
@@ -93,6 +95,7 @@ class HttpServer {
     std::vector<uint64_t> to_close_;
     std::vector<ReadyRequest> pending_ready_;  // made ready by respond() (pipelined), handed out by poll()
     uint64_t next_id_ = 1;
+    int port_ = 0;
     size_t requests_out_ = 0;
 };
 

@@ -1,0 +1,158 @@
+// Unit tests of src/core/webhook: routing, every write-key form, signatures, and the JSON checks.
+#include "core/webhook.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/signature.h"
+
+namespace {
+
+using segment::HttpRequest;
+using segment::HttpRequestParser;
+using segment::WebhookAction;
+
+HttpRequest parse(const std::string &bytes) {
+    HttpRequestParser parser;
+    size_t fed = parser.feed(bytes.data(), bytes.size());
+    if (parser.state() == segment::HttpParseState::kHeadersComplete) {
+        fed += parser.feed(bytes.data() + fed, bytes.size() - fed);
+    }
+    EXPECT_EQ(parser.state(), segment::HttpParseState::kComplete) << bytes;
+    return parser.take_request();
+}
+
+std::string post(const std::string &target, const std::string &body, const std::string &headers = "") {
+    return "POST " + target + " HTTP/1.1\r\nHost: x\r\n" + headers +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::string hex_hmac(const std::string &secret, const std::string &body) {
+    segment::Sha1Digest digest;
+    EXPECT_TRUE(segment::hmac_sha1(secret, body, digest));
+    char hex[41];
+    segment::digest_to_hex(digest, hex);
+    return hex;
+}
+
+class WebhookTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        std::vector<segment::SourceInfo> sources(3);
+        sources[0].id = 1;
+        sources[0].write_key = "open-key";
+        sources[1].id = 2;
+        sources[1].write_key = "signed-key";
+        sources[1].shared_secret = "s3cret";
+        sources[2].id = 3;
+        sources[2].write_key = "off-key";
+        sources[2].enabled = false;
+        directory.replace(std::move(sources));
+        context.sources = &directory;
+    }
+
+    segment::WebhookDecision decide(const std::string &bytes) {
+        return segment::decide(parse(bytes), context);
+    }
+
+    segment::SourceDirectory directory;
+    segment::WebhookContext context;
+};
+
+const std::string kMessage = R"({"type":"track","event":"E","userId":"u"})";
+
+TEST_F(WebhookTest, WriteKeyForms) {
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=open-key", kMessage)).source_id, 1);
+    // base64("open-key:") = b3Blbi1rZXk6
+    EXPECT_EQ(decide(post("/v1/webhook", kMessage, "Authorization: Basic b3Blbi1rZXk6\r\n")).source_id, 1);
+    EXPECT_EQ(decide(post("/v1/webhook", kMessage, "authorization: bearer open-key\r\n")).source_id, 1);
+    const std::string with_key = R"({"writeKey":"open-key","batch":[)" + kMessage + "]}";
+    const auto body_key = decide(post("/v1/webhook", with_key));
+    EXPECT_EQ(body_key.action, WebhookAction::Ingest);
+    EXPECT_EQ(body_key.source_id, 1);
+    EXPECT_EQ(body_key.json.message_count, 1u);
+}
+
+TEST_F(WebhookTest, UnknownMissingAndDisabledKeysAre401) {
+    for (const std::string &request :
+         {post("/v1/webhook?writeKey=nope", kMessage), post("/v1/webhook", kMessage),
+          post("/v1/webhook?writeKey=off-key", kMessage),
+          post("/v1/webhook", kMessage, "Authorization: Basic !!!\r\n"),
+          post("/v1/webhook", R"({"batch":[{"writeKey":"open-key"}]})")}) {
+        const auto decision = decide(request);
+        EXPECT_EQ(decision.action, WebhookAction::Respond) << request;
+        EXPECT_EQ(decision.response.status, 401) << request;
+        EXPECT_NE(decision.response.body.find("invalid_write_key"), std::string::npos);
+    }
+}
+
+TEST_F(WebhookTest, SignaturesWholeBodyOrFirstElement) {
+    const std::string batch = "[" + kMessage + R"(,{"type":"page","name":"P","userId":"u"}])";
+    const auto whole = decide(
+        post("/v1/webhook?writeKey=signed-key", batch, "X-Signature: " + hex_hmac("s3cret", batch) + "\r\n"));
+    EXPECT_EQ(whole.action, WebhookAction::Ingest);
+    EXPECT_EQ(whole.json.message_count, 2u);
+    const auto first = decide(post("/v1/webhook?writeKey=signed-key", batch,
+                                   "X-Signature: " + hex_hmac("s3cret", kMessage) + "\r\n"));
+    EXPECT_EQ(first.action, WebhookAction::Ingest);
+    const auto wrong = decide(
+        post("/v1/webhook?writeKey=signed-key", batch, "X-Signature: " + hex_hmac("other", batch) + "\r\n"));
+    EXPECT_EQ(wrong.response.status, 401);
+    EXPECT_NE(wrong.response.body.find("invalid_signature"), std::string::npos);
+    const auto missing = decide(post("/v1/webhook?writeKey=signed-key", batch));
+    EXPECT_EQ(missing.response.status, 401);
+    EXPECT_NE(missing.response.body.find("invalid_signature"), std::string::npos);
+}
+
+TEST_F(WebhookTest, InvalidJsonFromAKnownSourceIsIngestedAsADeadLetter) {
+    const auto decision = decide(post("/v1/webhook?writeKey=open-key", "{\"type\":"));
+    EXPECT_EQ(decision.action, WebhookAction::Ingest);
+    EXPECT_FALSE(decision.json.valid);
+    EXPECT_NE(decision.json.error.find("not valid JSON"), std::string::npos);
+    // Without any key, invalid JSON cannot be attributed to a source.
+    EXPECT_EQ(decide(post("/v1/webhook", "{\"type\":")).response.status, 400);
+}
+
+TEST_F(WebhookTest, Routing) {
+    EXPECT_EQ(decide("GET /health HTTP/1.1\r\nHost: x\r\n\r\n").action, WebhookAction::Health);
+    const auto not_found = decide(post("/v2/other", kMessage));
+    EXPECT_EQ(not_found.response.status, 404);
+    const auto wrong_method = decide("GET /v1/webhook HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(wrong_method.response.status, 405);
+    EXPECT_NE(wrong_method.response.allow.find("POST"), std::string::npos);
+    EXPECT_EQ(decide(post("/health", "")).response.status, 405);
+    EXPECT_EQ(
+        decide(post("/v1/webhook?writeKey=open-key", kMessage, "Content-Encoding: gzip\r\n")).response.status,
+        415);
+}
+
+TEST_F(WebhookTest, UnavailableIngestIs503WithRetryAfter) {
+    context.ingest_available = false;
+    context.unavailable_code = "extension_missing";
+    context.unavailable_message = "not installed";
+    const auto decision = decide(post("/v1/webhook?writeKey=open-key", kMessage));
+    EXPECT_EQ(decision.response.status, 503);
+    ASSERT_TRUE(decision.response.retry_after_seconds.has_value());
+    EXPECT_NE(decision.response.body.find("extension_missing"), std::string::npos);
+}
+
+TEST(CheckJson, CountsMessagesAndRefusesWhatJsonbCannotStore) {
+    EXPECT_EQ(segment::check_json(R"({"type":"track"})").message_count, 1u);
+    EXPECT_EQ(segment::check_json(R"([{"a":[1,2,3]},{"b":{"c":[]}},3])").message_count, 3u);
+    EXPECT_EQ(segment::check_json(R"({"batch":[{"x":[1,2]},{},{}],"context":{"batch":[1]}})").message_count,
+              3u);
+    EXPECT_EQ(segment::check_json("[]").message_count, 0u);
+    EXPECT_FALSE(segment::check_json(R"({"a":"x\u0000y"})").valid);
+    EXPECT_FALSE(segment::check_json(std::string("{}\0junk", 7)).valid);
+    EXPECT_FALSE(segment::check_json("\xff\xfe").valid);
+    EXPECT_FALSE(segment::check_json("").valid);
+    EXPECT_FALSE(segment::check_json("{} {}").valid);
+    const auto key = segment::check_json(R"({"context":{"writeKey":"inner"},"writeKey":"outer"})");
+    ASSERT_TRUE(key.write_key.has_value());
+    EXPECT_EQ(*key.write_key, "outer");
+    EXPECT_FALSE(segment::check_json(R"({"context":{"writeKey":"inner"}})").write_key.has_value());
+    EXPECT_FALSE(segment::check_json(R"({"writeKey":5})").write_key.has_value());
+}
+
+}  // namespace
