@@ -303,6 +303,12 @@ void queue_message(IngestBatch *batch, int32 source_id, int32 request, Timestamp
         add_rejection(batch, rejection);
         return;
     }
+    // A write key is a credential, not part of the message (analytics.js puts it in every body): not stored.
+    JsonbValue write_key;
+    if (getKeyJsonValueFromContainer(&item->root, "writeKey", 8, &write_key) != nullptr) {
+        item = DatumGetJsonbP(
+            DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(item), CStringGetTextDatum("writeKey")));
+    }
     Jsonb *payload = apply_envelope(item, envelope);
     MessageMembers members;
     read_message_members(&payload->root, members);

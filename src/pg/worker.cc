@@ -62,7 +62,8 @@ struct WorkerState {
     int64 first_pending_ms = -1;
     Oid schema = InvalidOid;  // the extension's schema; InvalidOid while it is missing
     bool extension_missing_logged = false;
-    bool last_flush_failed = false;
+    bool health_ok = false;
+    int64 next_health_probe_ms = 0;
     int64 next_source_refresh_ms = 0;
     uint64 sources_version_seen = 0;
     int64 next_extension_check_ms = 0;
@@ -388,7 +389,9 @@ void flush_pending() {
     }
     PG_END_TRY();
     MemoryContextSwitchTo(worker_context);
-    state->last_flush_failed = !committed;
+    if (!committed) {
+        state->next_health_probe_ms = 0;  // /health probes again instead of trusting an older success
+    }
     answer_pending(committed, failure);
     ingest_batch_reset(&batch);
     run_cpp("clearing the batch", [] {
@@ -400,6 +403,38 @@ void flush_pending() {
         pgstat_report_stat(false);
     }
     pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+// Whether the database accepts a write transaction now: a transaction that takes a transaction id and commits
+// (fails on a standby, when WAL cannot be written, or when the database refuses connections' writes).
+void probe_commit() {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    (void)GetTopTransactionId();
+    CommitTransactionCommand();
+}
+
+// /health: 200 when the extension exists and a write transaction commits (probed at most once a second).
+void answer_health(uint64_t connection) {
+    const int64 now = now_ms();
+    if (OidIsValid(state->schema) && now >= state->next_health_probe_ms) {
+        state->health_ok = run_database_step(probe_commit, "probing the database for /health");
+        state->next_health_probe_ms = now + 1000;
+    }
+    if (!OidIsValid(state->schema)) {
+        respond_error(connection, 503, "extension_missing",
+                      "the segment_webhook extension is not installed in the worker's database", true);
+    } else if (!state->health_ok || shutdown_requested) {
+        respond_error(connection, 503, "database_unavailable",
+                      shutdown_requested ? "the server is shutting down" : "the database cannot commit",
+                      true);
+    } else {
+        run_cpp("answering /health", [&] {
+            segment::HttpResponse response;
+            response.body = "{\"status\":\"ok\"}";
+            state->server->respond(connection, response, now_ms());
+        });
+    }
 }
 
 // Decides what to do with each request the server handed out: answer at once, or add it to the batch.
@@ -447,20 +482,7 @@ void take_ready_requests() {
             return false;
         });
         if (health) {
-            const uint64_t connection = state->ready[i].connection;
-            if (OidIsValid(state->schema) && !state->last_flush_failed && !shutdown_requested) {
-                run_cpp("answering /health", [&] {
-                    segment::HttpResponse response;
-                    response.body = "{\"status\":\"ok\"}";
-                    state->server->respond(connection, response, now_ms());
-                });
-            } else {
-                respond_error(connection, 503,
-                              OidIsValid(state->schema) ? "database_unavailable" : "extension_missing",
-                              OidIsValid(state->schema) ? "the last batch could not be committed"
-                                                        : "the segment_webhook extension is not installed",
-                              true);
-            }
+            answer_health(state->ready[i].connection);
         }
     }
     run_cpp("reading requests", [] { state->ready.clear(); });
@@ -579,8 +601,13 @@ extern "C" PGDLLEXPORT void segment_webhook_worker_main(Datum argument) {
                 return state->server->requests_out() == 0 && !state->server->has_unsent_output();
             });
             if ((drained && state->pending.empty()) || now >= state->shutdown_deadline_ms) {
-                ereport(LOG, (errmsg("segment_webhook: worker %d stopped", worker_number)));
-                proc_exit(0);
+                // Exit code 1 asks the postmaster to start the worker again (after bgw_restart_time): a
+                // worker stopped with pg_terminate_backend() comes back; at server shutdown nothing is
+                // restarted anyway.
+                ereport(LOG,
+                        (errmsg("segment_webhook: worker %d stopped after answering every request in flight",
+                                worker_number)));
+                proc_exit(1);
             }
         }
     }
