@@ -93,7 +93,8 @@ class HttpServer {
     std::vector<std::string> bound_;
     std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<uint64_t> to_close_;
-    std::vector<ReadyRequest> pending_ready_;  // made ready by respond() (pipelined), handed out by poll()
+    std::vector<ReadyRequest> pending_ready_;
+    std::vector<char> read_buffer_;  // made ready by respond() (pipelined), handed out by poll()
     uint64_t next_id_ = 1;
     int port_ = 0;
     size_t requests_out_ = 0;
