@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "core/content_encoding.h"
 #include "core/signature.h"
 
 namespace segment {
@@ -215,10 +216,132 @@ std::optional<std::string> write_key_from_request(const HttpRequest &request) {
     return std::nullopt;
 }
 
-WebhookDecision decide(const HttpRequest &request, const WebhookContext &context) {
+namespace {
+
+enum class Endpoint { Webhook, Single, Batch };
+
+struct Route {
+    std::string_view path;
+    Endpoint endpoint;
+    std::optional<MessageType> type;
+};
+
+// Segment's tracking API paths (and analytics.js' one-letter forms), and our webhook path.
+const Route kRoutes[] = {
+    {"/v1/webhook", Endpoint::Webhook, std::nullopt},
+    {"/v1/batch", Endpoint::Batch, std::nullopt},
+    {"/v1/import", Endpoint::Batch, std::nullopt},
+    {"/v1/b", Endpoint::Batch, std::nullopt},
+    {"/v1/track", Endpoint::Single, MessageType::Track},
+    {"/v1/t", Endpoint::Single, MessageType::Track},
+    {"/v1/identify", Endpoint::Single, MessageType::Identify},
+    {"/v1/i", Endpoint::Single, MessageType::Identify},
+    {"/v1/page", Endpoint::Single, MessageType::Page},
+    {"/v1/p", Endpoint::Single, MessageType::Page},
+    {"/v1/screen", Endpoint::Single, MessageType::Screen},
+    {"/v1/s", Endpoint::Single, MessageType::Screen},
+    {"/v1/group", Endpoint::Single, MessageType::Group},
+    {"/v1/g", Endpoint::Single, MessageType::Group},
+    {"/v1/alias", Endpoint::Single, MessageType::Alias},
+    {"/v1/a", Endpoint::Single, MessageType::Alias},
+};
+
+const Route *find_route(std::string_view path) {
+    if (path.size() > 1 && path.back() == '/') {
+        path.remove_suffix(1);
+    }
+    for (const Route &route : kRoutes) {
+        if (route.path == path) {
+            return &route;
+        }
+    }
+    return nullptr;
+}
+
+bool origin_allowed(std::string_view origin, const WebhookContext &context) {
+    for (const std::string &allowed : context.cors_origins) {
+        if (allowed == "*" || equals_ignore_case(allowed, origin)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool allows_any_origin(const WebhookContext &context) {
+    for (const std::string &allowed : context.cors_origins) {
+        if (allowed == "*") {
+            return true;
+        }
+    }
+    return false;
+}
+
+// The client's address: the connection's peer, or with trust_proxy the first address of X-Forwarded-For.
+std::string client_address(const HttpRequest &request, std::string_view peer, const WebhookContext &context) {
+    if (context.trust_proxy) {
+        if (auto forwarded = request.header("X-Forwarded-For")) {
+            std::string_view first = *forwarded;
+            const size_t comma = first.find(',');
+            if (comma != std::string_view::npos) {
+                first = first.substr(0, comma);
+            }
+            first = trim(first);
+            if (!first.empty()) {
+                return std::string(first);
+            }
+        }
+    }
+    return std::string(peer);
+}
+
+// Newline-delimited JSON (one message per line) as one JSON array; false unless every non-empty line is a
+// JSON object.
+bool ndjson_to_array(std::string_view body, std::string &array, JsonCheck &check) {
+    if (body.find('\n') == std::string_view::npos) {
+        return false;
+    }
+    array.clear();
+    array.reserve(body.size() + 2);
+    array.push_back('[');
+    size_t lines = 0;
+    while (!body.empty()) {
+        const size_t end = body.find('\n');
+        std::string_view line = body.substr(0, end);
+        body = end == std::string_view::npos ? std::string_view() : body.substr(end + 1);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+            line.remove_suffix(1);
+        }
+        while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
+            line.remove_prefix(1);
+        }
+        if (line.empty()) {
+            continue;
+        }
+        JsonCheck line_check = check_json(line);
+        if (!line_check.valid || !line_check.is_object) {
+            return false;
+        }
+        if (!check.write_key && line_check.write_key) {
+            check.write_key = std::move(line_check.write_key);
+        }
+        if (lines++ > 0) {
+            array.push_back(',');
+        }
+        array.append(line.data(), line.size());
+    }
+    array.push_back(']');
+    check.valid = lines > 0;
+    check.error.clear();
+    check.is_object = false;
+    check.message_count = lines;
+    return check.valid;
+}
+
+}  // namespace
+
+WebhookDecision decide(const HttpRequest &request, std::string_view peer, const WebhookContext &context) {
     WebhookDecision decision;
     const std::string_view path = request.path();
-    const bool webhook = path == "/v1/webhook" || path == "/v1/webhook/";
     if (path == "/health") {
         if (request.method() != "GET" && request.method() != "HEAD") {
             decision.response = error(405, "method_not_allowed", "use GET for /health");
@@ -228,70 +351,139 @@ WebhookDecision decide(const HttpRequest &request, const WebhookContext &context
         decision.action = WebhookAction::Health;
         return decision;
     }
-    if (!webhook) {
+    const Route *route = find_route(path);
+    if (route == nullptr) {
         decision.response =
-            error(404, "not_found", "no such endpoint; Segment webhooks are received at /v1/webhook");
+            error(404, "not_found",
+                  "no such endpoint; webhooks are received at /v1/webhook, the tracking API at "
+                  "/v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias and /v1/batch");
         return decision;
     }
-    if (request.method() != "POST" && request.method() != "PUT" && request.method() != "PATCH") {
-        decision.response = error(405, "method_not_allowed", "use POST for /v1/webhook");
-        decision.response.allow = "POST, PUT, PATCH";
+
+    // CORS: browsers (analytics.js) send from other origins; every answer carries the allowed origin.
+    const auto origin = request.header("Origin");
+    if (origin) {
+        if (!origin_allowed(*origin, context)) {
+            decision.response =
+                error(403, "origin_not_allowed", "this origin is not in segment_webhook.cors_origins");
+            return decision;
+        }
+        if (allows_any_origin(context)) {
+            decision.headers.emplace_back("Access-Control-Allow-Origin", "*");
+        } else {
+            decision.headers.emplace_back("Access-Control-Allow-Origin", std::string(*origin));
+            decision.headers.emplace_back("Vary", "Origin");
+        }
+    }
+    const bool webhook = route->endpoint == Endpoint::Webhook;
+    const char *allowed_methods = webhook ? "POST, PUT, PATCH, OPTIONS" : "POST, OPTIONS";
+    if (request.method() == "OPTIONS") {
+        decision.response.status = 204;
+        decision.response.content_type.clear();
+        decision.response.extra_headers = decision.headers;
+        decision.response.extra_headers.emplace_back("Access-Control-Allow-Methods", allowed_methods);
+        const auto requested = request.header("Access-Control-Request-Headers");
+        decision.response.extra_headers.emplace_back(
+            "Access-Control-Allow-Headers",
+            requested ? std::string(*requested)
+                      : "Content-Type, Authorization, X-Signature, Content-Encoding");
+        decision.response.extra_headers.emplace_back("Access-Control-Max-Age", "86400");
+        decision.response.allow = allowed_methods;
         return decision;
     }
+    const bool method_ok =
+        request.method() == "POST" || (webhook && (request.method() == "PUT" || request.method() == "PATCH"));
+    if (!method_ok) {
+        decision.response =
+            error(405, "method_not_allowed", std::string("use POST for ") + std::string(route->path));
+        decision.response.allow = allowed_methods;
+        decision.response.extra_headers = decision.headers;
+        return decision;
+    }
+    auto refuse = [&decision](int status, std::string_view code,
+                              std::string_view message) -> WebhookDecision & {
+        decision.action = WebhookAction::Respond;
+        decision.response = error(status, code, message);
+        decision.response.extra_headers = decision.headers;
+        return decision;
+    };
     if (!context.ingest_available) {
-        decision.response = error(503, context.unavailable_code, context.unavailable_message);
+        refuse(503, context.unavailable_code, context.unavailable_message);
         decision.response.retry_after_seconds = context.retry_after_seconds;
         return decision;
     }
+
+    // The body as sent: decompressed when it came compressed, its decoded size held to the same limit.
+    std::string_view body = request.body();
     if (auto encoding = request.header("Content-Encoding")) {
-        if (!equals_ignore_case(trim(*encoding), "identity")) {
-            decision.response =
-                error(415, "unsupported_encoding",
-                      "Content-Encoding " + std::string(trim(*encoding)) + " is not supported");
-            return decision;
+        const std::string_view coding = trim(*encoding);
+        if (!equals_ignore_case(coding, "identity")) {
+            DecodedBody decoded = decode_body(coding, body, context.max_body_bytes);
+            switch (decoded.status) {
+                case DecodedBody::Status::Ok:
+                    decision.body_rewritten = true;
+                    decision.rewritten_body = std::move(decoded.body);
+                    body = decision.rewritten_body;
+                    break;
+                case DecodedBody::Status::TooLarge:
+                    return refuse(413, "request_too_large", decoded.message);
+                case DecodedBody::Status::Unsupported:
+                    return refuse(415, "unsupported_encoding", decoded.message);
+                case DecodedBody::Status::Corrupt:
+                    return refuse(400, "invalid_encoding", decoded.message);
+            }
         }
     }
 
     std::optional<std::string> key = write_key_from_request(request);
-    decision.json = check_json(request.body());
+    decision.json = check_json(body);
+    if (!decision.json.valid && route->endpoint != Endpoint::Single) {
+        std::string array;
+        JsonCheck lines;
+        if (ndjson_to_array(body, array, lines)) {
+            decision.json = std::move(lines);
+            decision.body_rewritten = true;
+            decision.rewritten_body = std::move(array);
+        }
+    }
     if (!key && decision.json.write_key) {
         key = decision.json.write_key;
     }
     if (!key || key->empty()) {
         if (!decision.json.valid && !key) {
-            decision.response = error(400, "invalid_json", decision.json.error);
-            return decision;
+            return refuse(400, "invalid_json", decision.json.error);
         }
-        decision.response =
-            error(401, "invalid_write_key",
-                  "no write key: send it as ?writeKey=, HTTP Basic user name, Bearer token or "
-                  "\"writeKey\" in the body");
-        return decision;
+        return refuse(
+            401, "invalid_write_key",
+            "no write key: send it as ?writeKey=, HTTP Basic user name, Bearer token or \"writeKey\" in "
+            "the body");
     }
     const SourceInfo *source = context.sources ? context.sources->find(*key) : nullptr;
     if (source == nullptr) {
-        decision.response = error(401, "invalid_write_key", "unknown write key");
-        return decision;
+        return refuse(401, "invalid_write_key", "unknown write key");
     }
     if (!source->enabled) {
-        decision.response = error(401, "invalid_write_key", "the source of this write key is disabled");
-        return decision;
+        return refuse(401, "invalid_write_key", "the source of this write key is disabled");
     }
     if (source->shared_secret) {
         const auto signature = request.header("X-Signature");
         if (!signature) {
-            decision.response =
-                error(401, "invalid_signature",
-                      "this source has a shared secret: X-Signature (hex HMAC-SHA1 of the body) is required");
-            return decision;
+            return refuse(
+                401, "invalid_signature",
+                "this source has a shared secret: X-Signature (hex HMAC-SHA1 of the body) is required");
         }
-        if (!verify_signature(request.body(), trim(*signature), *source->shared_secret)) {
-            decision.response = error(401, "invalid_signature", "X-Signature does not match the body");
-            return decision;
+        const std::string_view hex = trim(*signature);
+        if (!verify_signature(request.body(), hex, *source->shared_secret) &&
+            !(decision.body_rewritten && verify_signature(body, hex, *source->shared_secret))) {
+            return refuse(401, "invalid_signature", "X-Signature does not match the body");
         }
     }
     decision.action = WebhookAction::Ingest;
     decision.source_id = source->id;
+    decision.implied_type = route->type;
+    if (!webhook) {
+        decision.client_ip = client_address(request, peer, context);
+    }
     return decision;
 }
 

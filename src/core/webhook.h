@@ -14,6 +14,7 @@
 
 #include "core/http_request.h"
 #include "core/http_response.h"
+#include "core/message.h"
 
 namespace segment {
 
@@ -50,7 +51,7 @@ JsonCheck check_json(std::string_view body);
 enum class WebhookAction {
     Respond,  // send `response` now
     Health,   // the caller answers /health from its own state
-    Ingest,   // store `body` for `source_id` (or, when !json.valid, dead-letter it and answer 400)
+    Ingest,   // store the body for `source_id` (or, when !json.valid, dead-letter it and answer 400)
 };
 
 struct WebhookDecision {
@@ -58,6 +59,15 @@ struct WebhookDecision {
     HttpResponse response;
     int32_t source_id = 0;
     JsonCheck json;
+    // The body to store when it is not the request's body as received (it was compressed, or
+    // newline-delimited JSON that is stored as an array); empty `rewritten_body` with !body_rewritten means
+    // request.body().
+    bool body_rewritten = false;
+    std::string rewritten_body;
+    std::optional<MessageType> implied_type;  // /v1/track and friends
+    std::string client_ip;                    // tracking API endpoints: fills context.ip where it is missing
+    // Headers every answer to this request carries (CORS), including the caller's final one.
+    std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct WebhookContext {
@@ -66,9 +76,13 @@ struct WebhookContext {
     std::string unavailable_code;  // e.g. "extension_missing"
     std::string unavailable_message;
     uint32_t retry_after_seconds = 5;
+    size_t max_body_bytes = 16 * 1024 * 1024;  // also the limit of a decompressed body
+    std::vector<std::string> cors_origins;     // allowed browser origins; "*" allows every origin
+    bool trust_proxy = false;                  // take the client address from X-Forwarded-For
 };
 
-WebhookDecision decide(const HttpRequest &request, const WebhookContext &context);
+// `peer` is the connection's remote address.
+WebhookDecision decide(const HttpRequest &request, std::string_view peer, const WebhookContext &context);
 
 // The write key a request names, in order of precedence: ?writeKey=, Authorization Basic (user name), Bearer.
 // nullopt when none of those is present (the body may still carry one).

@@ -294,8 +294,65 @@ Jsonb *apply_envelope(Jsonb *item, const Envelope *envelope) {
         DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(item), JsonbPGetDatum(JsonbValueToJsonb(extras))));
 }
 
-void queue_message(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at, Jsonb *item,
-                   const Envelope *envelope, const segment::MessageType *implied_type) {
+// Where a body came from, handed down to each of its messages.
+struct Arrival {
+    int32 source_id;
+    int32 request;
+    TimestampTz received_at;
+    const segment::MessageType *implied_type;  // the endpoint's type, or null
+    const char *client_ip;                     // for context.ip, or null
+};
+
+Jsonb *jsonb_with_key(Jsonb *object, const char *key, JsonbValue *value) {
+    JsonbParseState *state = nullptr;
+    pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
+    JsonbValue name;
+    name.type = jbvString;
+    name.val.string.val = const_cast<char *>(key);
+    name.val.string.len = static_cast<int>(strlen(key));
+    pushJsonbValue(&state, WJB_KEY, &name);
+    pushJsonbValue(&state, WJB_VALUE, value);
+    JsonbValue *added = pushJsonbValue(&state, WJB_END_OBJECT, nullptr);
+    return DatumGetJsonbP(
+        DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(object), JsonbPGetDatum(JsonbValueToJsonb(added))));
+}
+
+// The message with context.ip set to the client's address where it has none (Segment's tracking API does the
+// same). A context that is not an object is left alone.
+Jsonb *with_client_ip(Jsonb *payload, const char *client_ip) {
+    JsonbValue ip;
+    ip.type = jbvString;
+    ip.val.string.val = const_cast<char *>(client_ip);
+    ip.val.string.len = static_cast<int>(strlen(client_ip));
+    JsonbValue context;
+    if (getKeyJsonValueFromContainer(&payload->root, "context", 7, &context) == nullptr) {
+        Jsonb *empty = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+        JsonbValue new_context;
+        new_context.type = jbvBinary;
+        Jsonb *filled = jsonb_with_key(empty, "ip", &ip);
+        new_context.val.binary.data = &filled->root;
+        new_context.val.binary.len = VARSIZE(filled) - VARHDRSZ;
+        return jsonb_with_key(payload, "context", &new_context);
+    }
+    if (context.type != jbvBinary || !JsonContainerIsObject(context.val.binary.data)) {
+        return payload;
+    }
+    JsonbValue existing;
+    if (getKeyJsonValueFromContainer(context.val.binary.data, "ip", 2, &existing) != nullptr) {
+        return payload;
+    }
+    Jsonb *filled = jsonb_with_key(JsonbValueToJsonb(&context), "ip", &ip);
+    JsonbValue new_context;
+    new_context.type = jbvBinary;
+    new_context.val.binary.data = &filled->root;
+    new_context.val.binary.len = VARSIZE(filled) - VARHDRSZ;
+    return jsonb_with_key(payload, "context", &new_context);
+}
+
+void queue_message(IngestBatch *batch, const Arrival &arrival, Jsonb *item, const Envelope *envelope) {
+    const int32 source_id = arrival.source_id;
+    const int32 request = arrival.request;
+    const TimestampTz received_at = arrival.received_at;
     PendingRejection rejection{source_id, request, received_at, nullptr, nullptr, nullptr, item, nullptr};
     if (!jsonb_is_object(item)) {
         rejection.reason = "not_an_object";
@@ -310,11 +367,14 @@ void queue_message(IngestBatch *batch, int32 source_id, int32 request, Timestamp
             DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(item), CStringGetTextDatum("writeKey")));
     }
     Jsonb *payload = apply_envelope(item, envelope);
+    if (arrival.client_ip != nullptr) {
+        payload = with_client_ip(payload, arrival.client_ip);
+    }
     MessageMembers members;
     read_message_members(&payload->root, members);
     std::optional<segment::MessageType> implied;
-    if (implied_type != nullptr) {
-        implied = *implied_type;
+    if (arrival.implied_type != nullptr) {
+        implied = *arrival.implied_type;
     }
     const segment::ValidatedMessage message =
         segment::validate_message(members.fields, unix_from_timestamptz(received_at), implied);
@@ -359,15 +419,14 @@ void queue_message(IngestBatch *batch, int32 source_id, int32 request, Timestamp
     event.payload = payload;
 }
 
-void queue_items(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
-                 JsonbContainer *array, const Envelope *envelope, const segment::MessageType *implied_type) {
+void queue_items(IngestBatch *batch, const Arrival &arrival, JsonbContainer *array,
+                 const Envelope *envelope) {
     JsonbIterator *iterator = JsonbIteratorInit(array);
     JsonbValue value;
     JsonbIteratorToken token;
     while ((token = JsonbIteratorNext(&iterator, &value, true)) != WJB_DONE) {
         if (token == WJB_ELEM) {
-            queue_message(batch, source_id, request, received_at, JsonbValueToJsonb(&value), envelope,
-                          implied_type);
+            queue_message(batch, arrival, JsonbValueToJsonb(&value), envelope);
         }
     }
 }
@@ -417,8 +476,9 @@ void ingest_batch_reset(IngestBatch *batch) {
 }
 
 void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
-                       Jsonb *body, const segment::MessageType *implied_type) {
+                       Jsonb *body, const segment::MessageType *implied_type, const char *client_ip) {
     MemoryContext caller = MemoryContextSwitchTo(batch->context);
+    const Arrival arrival{source_id, request, received_at, implied_type, client_ip};
     if (JB_ROOT_IS_SCALAR(body)) {
         PendingRejection rejection{
             source_id,
@@ -431,11 +491,11 @@ void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, Times
             nullptr};
         add_rejection(batch, rejection);
     } else if (JB_ROOT_IS_ARRAY(body)) {
-        queue_items(batch, source_id, request, received_at, &body->root, nullptr, implied_type);
+        queue_items(batch, arrival, &body->root, nullptr);
     } else {
         JsonbValue items;
         if (getKeyJsonValueFromContainer(&body->root, "batch", 5, &items) == nullptr) {
-            queue_message(batch, source_id, request, received_at, body, nullptr, implied_type);
+            queue_message(batch, arrival, body, nullptr);
         } else if (items.type != jbvBinary || !JsonContainerIsArray(items.val.binary.data)) {
             PendingRejection rejection{source_id,
                                        request,
@@ -452,8 +512,7 @@ void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, Times
             envelope.has_integrations =
                 getKeyJsonValueFromContainer(&body->root, "integrations", 12, &envelope.integrations);
             envelope.has_sent_at = getKeyJsonValueFromContainer(&body->root, "sentAt", 6, &envelope.sent_at);
-            queue_items(batch, source_id, request, received_at, items.val.binary.data, &envelope,
-                        implied_type);
+            queue_items(batch, arrival, items.val.binary.data, &envelope);
         }
     }
     MemoryContextSwitchTo(caller);

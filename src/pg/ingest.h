@@ -55,8 +55,10 @@ void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent);
 // Splits a body into messages and queues each: one message (an object), an array of messages, or an envelope
 // {"batch":[…], "context", "integrations", "sentAt"} whose top-level fields apply to items lacking them.
 // Invalid messages are queued as rejections with their reason. `implied_type` is the endpoint's type, if any.
+// `client_ip`, if given, becomes context.ip of messages that have none (the tracking API, as Segment does).
 void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
-                       Jsonb *body, const segment::MessageType *implied_type);
+                       Jsonb *body, const segment::MessageType *implied_type,
+                       const char *client_ip = nullptr);
 
 // Queues one rejection of a whole body (e.g. invalid JSON). Copies `raw` and `detail`.
 void ingest_queue_rejection(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,

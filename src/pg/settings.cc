@@ -68,6 +68,16 @@ void define_reloadable_settings() {
         nullptr, &settings.lock_timeout_ms, 2000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
         nullptr);
     MarkGUCPrefixReserved("segment_webhook");
+    DefineCustomStringVariable(
+        "segment_webhook.cors_origins",
+        "Browser origins allowed to send events (comma-separated; * for any).",
+        "analytics.js sends from your web pages' origins; requests with another Origin "
+        "are refused with 403.",
+        &settings.cors_origins, "*", PGC_SIGHUP, GUC_LIST_INPUT, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("segment_webhook.trust_proxy",
+                             "Take the client address for context.ip from X-Forwarded-For.",
+                             "Turn on only behind a reverse proxy that sets X-Forwarded-For.",
+                             &settings.trust_proxy, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 }
 
 }  // namespace

@@ -21,6 +21,8 @@ struct Settings {
     int idle_timeout_ms;
     int retry_after_s;
     int lock_timeout_ms;
+    char *cors_origins;
+    bool trust_proxy;
 };
 
 extern Settings settings;

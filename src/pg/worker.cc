@@ -50,12 +50,19 @@ struct PendingRequest {
     TimestampTz received_at;
     bool invalid_json;
     std::string json_error;
+    bool body_rewritten;
+    std::string rewritten_body;  // decompressed, or newline-delimited JSON as an array
+    bool has_implied_type;
+    segment::MessageType implied_type;
+    std::string client_ip;  // fills context.ip (tracking API endpoints); empty for webhooks
+    std::vector<std::pair<std::string, std::string>> headers;  // CORS, on the final answer too
     int64 accepted, duplicates, rejected;
 };
 
 struct WorkerState {
     segment::HttpServer *server = nullptr;
     segment::SourceDirectory sources;
+    std::vector<std::string> cors_origins;  // segment_webhook.cors_origins, split
     std::vector<segment::ReadyRequest> ready;
     std::vector<PendingRequest> pending;
     int pending_messages = 0;
@@ -135,6 +142,19 @@ void start_server() {
 }
 
 void apply_reloaded_settings() {
+    char *raw = pstrdup(settings.cors_origins);
+    List *origins = nullptr;
+    if (!SplitGUCList(raw, ',', &origins)) {
+        ereport(WARNING, (errmsg("segment_webhook.cors_origins is not a valid list; allowing no origin")));
+        origins = nullptr;
+    }
+    const int origin_count = list_length(origins);
+    const char **origin_names = static_cast<const char **>(palloc(sizeof(char *) * (origin_count + 1)));
+    for (int n = 0; n < origin_count; ++n) {
+        origin_names[n] = static_cast<const char *>(list_nth(origins, n));
+    }
+    run_cpp("applying settings",
+            [&] { state->cors_origins.assign(origin_names, origin_names + origin_count); });
     run_cpp("applying settings", [] {
         state->server->set_limits(static_cast<size_t>(settings.max_connections), parser_limits(),
                                   settings.read_timeout_ms, settings.idle_timeout_ms);
@@ -260,11 +280,15 @@ bool run_database_step(void (*step)(), const char *what) {
     return ok;
 }
 
-void respond_error(uint64_t connection, int status, const char *code, const char *message, bool retry) {
+void respond_error(uint64_t connection, int status, const char *code, const char *message, bool retry,
+                   const std::vector<std::pair<std::string, std::string>> *headers = nullptr) {
     run_cpp("answering a request", [&] {
         segment::HttpResponse response = segment::json_error_response(status, code, message, false);
         if (retry) {
             response.retry_after_seconds = static_cast<uint32_t>(settings.retry_after_s);
+        }
+        if (headers != nullptr) {
+            response.extra_headers = *headers;
         }
         state->server->respond(connection, response, now_ms());
     });
@@ -312,9 +336,10 @@ void answer_pending(bool committed, const char *failure) {
     for (size_t i = 0; i < count; ++i) {
         const PendingRequest &request = state->pending[i];
         if (!committed) {
-            respond_error(request.connection, 503, "database_unavailable", failure, true);
+            respond_error(request.connection, 503, "database_unavailable", failure, true, &request.headers);
         } else if (request.invalid_json) {
-            respond_error(request.connection, 400, "invalid_json", request.json_error.c_str(), false);
+            respond_error(request.connection, 400, "invalid_json", request.json_error.c_str(), false,
+                          &request.headers);
         } else {
             char body[160];
             snprintf(body, sizeof body,
@@ -324,6 +349,7 @@ void answer_pending(bool committed, const char *failure) {
             run_cpp("answering a request", [&] {
                 segment::HttpResponse response;
                 response.body = body;
+                response.extra_headers = request.headers;
                 state->server->respond(request.connection, response, now_ms());
             });
         }
@@ -349,7 +375,8 @@ void flush_pending() {
         batch.schema = state->schema;
         for (size_t i = 0; i < state->pending.size(); ++i) {
             PendingRequest &request = state->pending[i];
-            const std::string &body = request.request->body();
+            const std::string &body =
+                request.body_rewritten ? request.rewritten_body : request.request->body();
             if (!request.invalid_json) {
                 char *error_message = nullptr;
                 MemoryContext caller = MemoryContextSwitchTo(batch.context);
@@ -357,7 +384,8 @@ void flush_pending() {
                 MemoryContextSwitchTo(caller);
                 if (jsonb != nullptr) {
                     ingest_queue_body(&batch, request.source_id, static_cast<int32>(i), request.received_at,
-                                      jsonb, nullptr);
+                                      jsonb, request.has_implied_type ? &request.implied_type : nullptr,
+                                      request.client_ip.empty() ? nullptr : request.client_ip.c_str());
                     continue;
                 }
                 request.invalid_json = true;
@@ -457,7 +485,10 @@ void take_ready_requests() {
                 context.unavailable_message = "the server is shutting down; retry";
             }
             context.retry_after_seconds = static_cast<uint32_t>(settings.retry_after_s);
-            segment::WebhookDecision decision = segment::decide(*ready.request, context);
+            context.max_body_bytes = static_cast<size_t>(settings.max_request_size);
+            context.cors_origins = state->cors_origins;
+            context.trust_proxy = settings.trust_proxy;
+            segment::WebhookDecision decision = segment::decide(*ready.request, ready.peer, context);
             if (decision.action == segment::WebhookAction::Health) {
                 return true;
             }
@@ -472,6 +503,12 @@ void take_ready_requests() {
             pending.received_at = received_at;
             pending.invalid_json = !decision.json.valid;
             pending.json_error = decision.json.error;
+            pending.body_rewritten = decision.body_rewritten;
+            pending.rewritten_body = std::move(decision.rewritten_body);
+            pending.has_implied_type = decision.implied_type.has_value();
+            pending.implied_type = decision.implied_type.value_or(segment::MessageType::Track);
+            pending.client_ip = std::move(decision.client_ip);
+            pending.headers = std::move(decision.headers);
             pending.accepted = pending.duplicates = pending.rejected = 0;
             state->pending.push_back(std::move(pending));
             state->pending_messages +=

@@ -50,10 +50,11 @@ class WebhookTest : public ::testing::Test {
         sources[2].enabled = false;
         directory.replace(std::move(sources));
         context.sources = &directory;
+        context.cors_origins = {"*"};
     }
 
     segment::WebhookDecision decide(const std::string &bytes) {
-        return segment::decide(parse(bytes), context);
+        return segment::decide(parse(bytes), "192.0.2.7", context);
     }
 
     segment::SourceDirectory directory;
@@ -122,9 +123,10 @@ TEST_F(WebhookTest, Routing) {
     EXPECT_EQ(wrong_method.response.status, 405);
     EXPECT_NE(wrong_method.response.allow.find("POST"), std::string::npos);
     EXPECT_EQ(decide(post("/health", "")).response.status, 405);
-    EXPECT_EQ(
-        decide(post("/v1/webhook?writeKey=open-key", kMessage, "Content-Encoding: gzip\r\n")).response.status,
-        415);
+    const std::string gzip_header = "Content-Encoding: gzip\r\n";  // but the body is not gzip data
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=open-key", kMessage, gzip_header)).response.status, 400);
+    const std::string brotli_header = "Content-Encoding: br\r\n";
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=open-key", kMessage, brotli_header)).response.status, 415);
 }
 
 TEST_F(WebhookTest, UnavailableIngestIs503WithRetryAfter) {
@@ -135,6 +137,64 @@ TEST_F(WebhookTest, UnavailableIngestIs503WithRetryAfter) {
     EXPECT_EQ(decision.response.status, 503);
     ASSERT_TRUE(decision.response.retry_after_seconds.has_value());
     EXPECT_NE(decision.response.body.find("extension_missing"), std::string::npos);
+}
+
+TEST_F(WebhookTest, TrackingApiPathsImplyTheTypeAndFillTheClientAddress) {
+    const auto track = decide(post("/v1/track?writeKey=open-key", R"({"event":"E","userId":"u"})"));
+    EXPECT_EQ(track.action, WebhookAction::Ingest);
+    ASSERT_TRUE(track.implied_type.has_value());
+    EXPECT_EQ(*track.implied_type, segment::MessageType::Track);
+    EXPECT_EQ(track.client_ip, "192.0.2.7");
+    EXPECT_EQ(*decide(post("/v1/p?writeKey=open-key", kMessage)).implied_type, segment::MessageType::Page);
+    EXPECT_EQ(*decide(post("/v1/alias/?writeKey=open-key", kMessage)).implied_type,
+              segment::MessageType::Alias);
+    const auto batch = decide(post("/v1/batch", R"({"writeKey":"open-key","batch":[)" + kMessage + "]}"));
+    EXPECT_FALSE(batch.implied_type.has_value());
+    EXPECT_EQ(batch.client_ip, "192.0.2.7");
+    EXPECT_TRUE(
+        decide(post("/v1/webhook?writeKey=open-key", kMessage)).client_ip.empty());  // Segment's servers
+    context.trust_proxy = true;
+    EXPECT_EQ(
+        decide(post("/v1/import?writeKey=open-key", kMessage, "X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"))
+            .client_ip,
+        "203.0.113.9");
+}
+
+TEST_F(WebhookTest, NewlineDelimitedJsonBecomesAnArray) {
+    const std::string lines = kMessage + "\n" + R"({"type":"page","name":"P","anonymousId":"a"})" + "\r\n\n";
+    const auto decision = decide(post("/v1/batch?writeKey=open-key", lines));
+    EXPECT_EQ(decision.action, WebhookAction::Ingest);
+    EXPECT_TRUE(decision.json.valid);
+    EXPECT_EQ(decision.json.message_count, 2u);
+    EXPECT_EQ(decision.rewritten_body, "[" + kMessage + R"(,{"type":"page","name":"P","anonymousId":"a"}])");
+    // Not on single-message endpoints, and not when a line is not an object.
+    EXPECT_FALSE(decide(post("/v1/track?writeKey=open-key", lines)).json.valid);
+    EXPECT_FALSE(decide(post("/v1/webhook?writeKey=open-key", kMessage + "\n[1]")).json.valid);
+}
+
+TEST_F(WebhookTest, Cors) {
+    const auto preflight = decide(
+        "OPTIONS /v1/t HTTP/1.1\r\nHost: x\r\nOrigin: https://shop.example\r\nAccess-Control-Request-Method: "
+        "POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n");
+    EXPECT_EQ(preflight.response.status, 204);
+    const std::string head = segment::serialize_http_response(preflight.response);
+    EXPECT_NE(head.find("Access-Control-Allow-Origin: *"), std::string::npos) << head;
+    EXPECT_NE(head.find("Access-Control-Allow-Methods: POST, OPTIONS"), std::string::npos) << head;
+    EXPECT_NE(head.find("Access-Control-Allow-Headers: content-type"), std::string::npos) << head;
+
+    context.cors_origins = {"https://shop.example"};
+    const auto allowed = decide(post("/v1/t", R"({"writeKey":"open-key","event":"E","userId":"u"})",
+                                     "Origin: https://shop.example\r\nContent-Type: text/plain\r\n"));
+    EXPECT_EQ(allowed.action, WebhookAction::Ingest);
+    ASSERT_FALSE(allowed.headers.empty());
+    EXPECT_EQ(allowed.headers[0].second, "https://shop.example");
+    const auto refused = decide(post("/v1/t", kMessage, "Origin: https://evil.example\r\n"));
+    EXPECT_EQ(refused.response.status, 403);
+    // An error answer to an allowed origin carries the CORS header, so the page can read it.
+    const auto unauthorized =
+        decide(post("/v1/t?writeKey=nope", kMessage, "Origin: https://shop.example\r\n"));
+    EXPECT_EQ(unauthorized.response.status, 401);
+    EXPECT_FALSE(unauthorized.response.extra_headers.empty());
 }
 
 TEST(CheckJson, CountsMessagesAndRefusesWhatJsonbCannotStore) {
