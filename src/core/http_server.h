@@ -70,6 +70,9 @@ class HttpServer {
     void stop_accepting();
 
     size_t connection_count() const { return connections_.size(); }
+    // Requests already complete (pipelined behind an answered one) that the next poll() hands out: the caller
+    // must not sleep while this is true, since no socket event will announce them.
+    bool has_ready_requests() const { return !pending_ready_.empty(); }
     // Requests handed out by poll() and not answered yet.
     size_t requests_out() const { return requests_out_; }
     // Bytes accepted for writing and not yet sent.

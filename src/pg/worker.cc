@@ -532,6 +532,9 @@ long wait_timeout(int64 now) {
             deadline = when;
         }
     };
+    if (run_cpp("computing deadlines", [] { return state->server->has_ready_requests(); })) {
+        return 0;  // pipelined requests are waiting in a buffer; no socket event will announce them
+    }
     consider(run_cpp("computing deadlines", [] { return state->server->next_deadline_ms(); }));
     if (!state->pending.empty()) {
         consider(state->first_pending_ms + settings.batch_delay_ms);
