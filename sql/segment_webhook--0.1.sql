@@ -269,3 +269,14 @@ FROM seen s
 LEFT JOIN merged m USING (user_id)
 LEFT JOIN latest_anonymous a USING (user_id);
 COMMENT ON VIEW segment_users IS 'one row per user_id: identify traits merged (latest wins per key), first and last seen';
+
+-- What the HTTP workers have done since the server started: one row per worker.
+CREATE FUNCTION segment_webhook_stats(
+    OUT worker integer, OUT pid integer, OUT started_at timestamptz, OUT last_commit_at timestamptz,
+    OUT open_connections bigint, OUT requests bigint, OUT request_errors bigint, OUT events_stored bigint,
+    OUT duplicates bigint, OUT rejected bigint, OUT batches_committed bigint, OUT batches_failed bigint,
+    OUT bytes_received bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'segment_webhook_stats' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION segment_webhook_stats() IS 'counters of the HTTP ingest workers since the server started';
+CREATE VIEW segment_webhook_stats AS SELECT * FROM segment_webhook_stats();
+COMMENT ON VIEW segment_webhook_stats IS 'counters of the HTTP ingest workers since the server started';

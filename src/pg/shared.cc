@@ -7,6 +7,8 @@
 
 extern "C" {
 #include "commands/trigger.h"
+#include "funcapi.h"
+#include "utils/tuplestore.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -19,9 +21,18 @@ namespace {
 
 constexpr int kMaxWorkers = 64;
 
+struct WorkerStats {
+    pg_atomic_uint32 pid;
+    pg_atomic_uint64 started_at;  // TimestampTz
+    pg_atomic_uint64 last_commit_at;
+    pg_atomic_uint64 open_connections;
+    pg_atomic_uint64 counters[kCounterCount];
+};
+
 struct SharedState {
     pg_atomic_uint64 sources_version;
     pg_atomic_uint32 worker_procno[kMaxWorkers];  // pgprocno + 1 of each worker; 0 = none
+    WorkerStats stats[kMaxWorkers];
 };
 
 SharedState *shared = nullptr;
@@ -29,6 +40,7 @@ shmem_request_hook_type previous_request_hook = nullptr;
 shmem_startup_hook_type previous_startup_hook = nullptr;
 bool sources_changed_in_transaction = false;
 bool callback_registered = false;
+int my_worker = -1;  // this process's worker number, or -1
 
 void request_shared_memory() {
     if (previous_request_hook) {
@@ -48,6 +60,14 @@ void attach_shared_memory() {
         pg_atomic_init_u64(&shared->sources_version, 1);
         for (int i = 0; i < kMaxWorkers; ++i) {
             pg_atomic_init_u32(&shared->worker_procno[i], 0);
+            WorkerStats &stats = shared->stats[i];
+            pg_atomic_init_u32(&stats.pid, 0);
+            pg_atomic_init_u64(&stats.started_at, 0);
+            pg_atomic_init_u64(&stats.last_commit_at, 0);
+            pg_atomic_init_u64(&stats.open_connections, 0);
+            for (int c = 0; c < kCounterCount; ++c) {
+                pg_atomic_init_u64(&stats.counters[c], 0);
+            }
         }
     }
     LWLockRelease(AddinShmemInitLock);
@@ -84,7 +104,32 @@ void install_shared_memory_hooks() {
 
 void register_worker_process(int worker_number) {
     if (shared != nullptr && worker_number >= 0 && worker_number < kMaxWorkers) {
+        my_worker = worker_number;
         pg_atomic_write_u32(&shared->worker_procno[worker_number], static_cast<uint32>(MyProc->pgprocno) + 1);
+        WorkerStats &stats = shared->stats[worker_number];
+        pg_atomic_write_u32(&stats.pid, static_cast<uint32>(MyProcPid));
+        pg_atomic_write_u64(&stats.started_at, static_cast<uint64>(GetCurrentTimestamp()));
+        pg_atomic_write_u64(&stats.open_connections, 0);
+    }
+}
+
+// Counters survive a worker's restart (they describe the server since it started); only the worker writes
+// them.
+void add_to_counter(WorkerCounter counter, uint64 amount) {
+    if (shared != nullptr && my_worker >= 0) {
+        pg_atomic_fetch_add_u64(&shared->stats[my_worker].counters[counter], amount);
+    }
+}
+
+void set_open_connections(uint64 connections) {
+    if (shared != nullptr && my_worker >= 0) {
+        pg_atomic_write_u64(&shared->stats[my_worker].open_connections, connections);
+    }
+}
+
+void set_last_commit(TimestampTz when) {
+    if (shared != nullptr && my_worker >= 0) {
+        pg_atomic_write_u64(&shared->stats[my_worker].last_commit_at, static_cast<uint64>(when));
     }
 }
 
@@ -96,6 +141,38 @@ uint64 sources_version() {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(segment_sources_changed);
+PG_FUNCTION_INFO_V1(segment_webhook_stats);
+
+// segment_webhook_stats(): one row per worker slot that has run since the server started.
+Datum segment_webhook_stats(PG_FUNCTION_ARGS) {
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, 0);
+    if (segment_pg::shared == nullptr) {
+        return Datum(0);  // not preloaded: no workers, no rows
+    }
+    for (int i = 0; i < segment_pg::kMaxWorkers; ++i) {
+        segment_pg::WorkerStats &stats = segment_pg::shared->stats[i];
+        const uint64 started = pg_atomic_read_u64(&stats.started_at);
+        if (started == 0) {
+            continue;
+        }
+        Datum values[13];
+        bool nulls[13] = {false};
+        values[0] = Int32GetDatum(i);
+        const uint32 pid = pg_atomic_read_u32(&stats.pid);
+        values[1] = Int32GetDatum(static_cast<int32>(pid));
+        values[2] = TimestampTzGetDatum(static_cast<TimestampTz>(started));
+        const uint64 last_commit = pg_atomic_read_u64(&stats.last_commit_at);
+        values[3] = TimestampTzGetDatum(static_cast<TimestampTz>(last_commit));
+        nulls[3] = last_commit == 0;
+        values[4] = Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&stats.open_connections)));
+        for (int c = 0; c < segment_pg::kCounterCount; ++c) {
+            values[5 + c] = Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&stats.counters[c])));
+        }
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return Datum(0);
+}
 
 // Statement trigger on segment_sources: tells the ingest workers to re-read their sources once this
 // transaction commits.

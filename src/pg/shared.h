@@ -16,4 +16,20 @@ void register_worker_process(int worker_number);
 // The current version of segment_sources (0 when there is no shared memory).
 uint64 sources_version();
 
+// Counters of one worker, readable from SQL through segment_webhook_stats(). Only the worker writes its own.
+enum WorkerCounter {
+    kRequests,          // HTTP requests answered
+    kRequestErrors,     // answered with 4xx (not counting database failures)
+    kEventsStored,      // new events committed
+    kDuplicates,        // messages already stored
+    kRejected,          // messages or bodies written to segment_rejected
+    kBatchesCommitted,  // transactions committed
+    kBatchesFailed,     // batches answered 503 because the database could not commit
+    kBytesReceived,     // request bodies, as received
+    kCounterCount
+};
+void add_to_counter(WorkerCounter counter, uint64 amount = 1);
+void set_open_connections(uint64 connections);
+void set_last_commit(TimestampTz when);
+
 }  // namespace segment_pg

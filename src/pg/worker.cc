@@ -282,6 +282,10 @@ bool run_database_step(void (*step)(), const char *what) {
 
 void respond_error(uint64_t connection, int status, const char *code, const char *message, bool retry,
                    const std::vector<std::pair<std::string, std::string>> *headers = nullptr) {
+    add_to_counter(kRequests);
+    if (status < 500) {
+        add_to_counter(kRequestErrors);
+    }
     run_cpp("answering a request", [&] {
         segment::HttpResponse response = segment::json_error_response(status, code, message, false);
         if (retry) {
@@ -351,6 +355,7 @@ void answer_pending(bool committed, const char *failure) {
                 response.body = body;
                 response.extra_headers = request.headers;
                 state->server->respond(request.connection, response, now_ms());
+                add_to_counter(kRequests);
             });
         }
     }
@@ -365,6 +370,8 @@ void flush_pending() {
     MemoryContext worker_context = CurrentMemoryContext;
     volatile bool committed = false;
     char failure[512] = "";
+    const int64 stored_before = batch.stored, duplicates_before = batch.duplicates,
+                rejected_before = batch.rejected;
     pgstat_report_activity(STATE_RUNNING, "segment_webhook: storing a batch");
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
@@ -428,7 +435,17 @@ void flush_pending() {
         state->first_pending_ms = -1;
     });
     if (committed) {
+        add_to_counter(kBatchesCommitted);
+        add_to_counter(kEventsStored, static_cast<uint64>(batch.stored - stored_before));
+        add_to_counter(kDuplicates, static_cast<uint64>(batch.duplicates - duplicates_before));
+        add_to_counter(kRejected, static_cast<uint64>(batch.rejected - rejected_before));
+        set_last_commit(GetCurrentTimestamp());
         pgstat_report_stat(false);
+    } else {
+        add_to_counter(kBatchesFailed);
+        batch.stored = stored_before;
+        batch.duplicates = duplicates_before;
+        batch.rejected = rejected_before;
     }
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
@@ -461,6 +478,7 @@ void answer_health(uint64_t connection) {
             segment::HttpResponse response;
             response.body = "{\"status\":\"ok\"}";
             state->server->respond(connection, response, now_ms());
+            add_to_counter(kRequests);
         });
     }
 }
@@ -494,8 +512,13 @@ void take_ready_requests() {
             }
             if (decision.action == segment::WebhookAction::Respond) {
                 state->server->respond(ready.connection, decision.response, now_ms());
+                add_to_counter(kRequests);
+                if (decision.response.status >= 400 && decision.response.status < 500) {
+                    add_to_counter(kRequestErrors);
+                }
                 return false;
             }
+            add_to_counter(kBytesReceived, ready.request->body().size());
             PendingRequest pending;
             pending.connection = ready.connection;
             pending.request = ready.request;
@@ -628,6 +651,8 @@ extern "C" PGDLLEXPORT void segment_webhook_worker_main(Datum argument) {
         const size_t handled =
             run_cpp("serving HTTP", [now] { return state->server->poll(now, state->ready); });
         take_ready_requests();
+        set_open_connections(
+            run_cpp("counting connections", [] { return state->server->connection_count(); }));
 
         now = now_ms();
         if (!state->pending.empty() &&

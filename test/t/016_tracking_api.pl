@@ -152,5 +152,13 @@ ok(wait_until(10, sub {
     return sql(qq{SELECT payload #>> '{context,ip}' FROM segment_events WHERE message_id = '$id'}) eq '198.51.100.23';
 }), 'with trust_proxy, context.ip comes from X-Forwarded-For');
 
+# --- What the worker did, from SQL ---------------------------------------------------------------------------------
+my ($stored_by_worker, $events) = split /\|/, sql(q{
+    SELECT (SELECT sum(events_stored) FROM segment_webhook_stats), (SELECT count(*) FROM segment_events)});
+is($stored_by_worker, $events, 'segment_webhook_stats counts every stored event');
+is(sql(q{SELECT requests >= 30 AND request_errors >= 4 AND batches_committed > 0 AND bytes_received > 0
+         AND last_commit_at IS NOT NULL AND pid = (SELECT pid FROM pg_stat_activity WHERE backend_type = 'segment_webhook worker')
+         FROM segment_webhook_stats WHERE worker = 0}), 't', 'segment_webhook_stats reports requests, errors, batches and the worker');
+
 $node->stop;
 done_testing();
