@@ -349,7 +349,8 @@ Jsonb *with_client_ip(Jsonb *payload, const char *client_ip) {
     return jsonb_with_key(payload, "context", &new_context);
 }
 
-void queue_message(IngestBatch *batch, const Arrival &arrival, Jsonb *item, const Envelope *envelope) {
+void queue_message_in_context(IngestBatch *batch, const Arrival &arrival, Jsonb *item,
+                              const Envelope *envelope) {
     const int32 source_id = arrival.source_id;
     const int32 request = arrival.request;
     const TimestampTz received_at = arrival.received_at;
@@ -419,6 +420,13 @@ void queue_message(IngestBatch *batch, const Arrival &arrival, Jsonb *item, cons
     event.payload = payload;
 }
 
+// Queues one message; everything it allocates lives in the batch's memory context.
+void queue_message(IngestBatch *batch, const Arrival &arrival, Jsonb *item, const Envelope *envelope) {
+    MemoryContext caller = MemoryContextSwitchTo(batch->context);
+    queue_message_in_context(batch, arrival, item, envelope);
+    MemoryContextSwitchTo(caller);
+}
+
 void queue_items(IngestBatch *batch, const Arrival &arrival, JsonbContainer *array,
                  const Envelope *envelope) {
     JsonbIterator *iterator = JsonbIteratorInit(array);
@@ -427,6 +435,12 @@ void queue_items(IngestBatch *batch, const Arrival &arrival, JsonbContainer *arr
     while ((token = JsonbIteratorNext(&iterator, &value, true)) != WJB_DONE) {
         if (token == WJB_ELEM) {
             queue_message(batch, arrival, JsonbValueToJsonb(&value), envelope);
+            if (batch->flush_every > 0 && batch->event_count + batch->rejection_count >= batch->flush_every) {
+                // A long array from SQL: write what is queued so memory stays bounded (the iterator and the
+                // body live outside the batch's context, so they survive the reset).
+                ingest_batch_flush(batch);
+                ingest_batch_reset(batch);
+            }
         }
     }
 }
@@ -462,6 +476,7 @@ void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent) {
     batch->event_capacity = 256;
     batch->rejection_capacity = 16;
     batch->stored = batch->duplicates = batch->rejected = 0;
+    batch->flush_every = 0;
     ingest_batch_reset(batch);
 }
 
@@ -477,7 +492,7 @@ void ingest_batch_reset(IngestBatch *batch) {
 
 void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
                        Jsonb *body, const segment::MessageType *implied_type, const char *client_ip) {
-    MemoryContext caller = MemoryContextSwitchTo(batch->context);
+    // Iterators stay in the caller's memory context; queued messages go to the batch's.
     const Arrival arrival{source_id, request, received_at, implied_type, client_ip};
     if (JB_ROOT_IS_SCALAR(body)) {
         PendingRejection rejection{
@@ -485,7 +500,8 @@ void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, Times
             request,
             received_at,
             "not_an_object",
-            pstrdup("the body must be a message, an array of messages or {\"batch\":[...]}"),
+            MemoryContextStrdup(batch->context,
+                                "the body must be a message, an array of messages or {\"batch\":[...]}"),
             nullptr,
             body,
             nullptr};
@@ -497,14 +513,15 @@ void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, Times
         if (getKeyJsonValueFromContainer(&body->root, "batch", 5, &items) == nullptr) {
             queue_message(batch, arrival, body, nullptr);
         } else if (items.type != jbvBinary || !JsonContainerIsArray(items.val.binary.data)) {
-            PendingRejection rejection{source_id,
-                                       request,
-                                       received_at,
-                                       "invalid_batch",
-                                       pstrdup("\"batch\" must be an array of messages"),
-                                       nullptr,
-                                       body,
-                                       nullptr};
+            PendingRejection rejection{
+                source_id,
+                request,
+                received_at,
+                "invalid_batch",
+                MemoryContextStrdup(batch->context, "\"batch\" must be an array of messages"),
+                nullptr,
+                body,
+                nullptr};
             add_rejection(batch, rejection);
         } else {
             Envelope envelope;
@@ -515,7 +532,6 @@ void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, Times
             queue_items(batch, arrival, items.val.binary.data, &envelope);
         }
     }
-    MemoryContextSwitchTo(caller);
 }
 
 void ingest_queue_rejection(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,

@@ -48,6 +48,9 @@ struct IngestBatch {
     PendingRejection *rejections;
     int rejection_count, rejection_capacity;
     int64 stored, duplicates, rejected;  // totals over every flush since ingest_batch_init
+    // When > 0, a long array is written every this many messages while it is queued (for segment_ingest's
+    // bounded memory); per-message outcomes are then not kept. 0: everything waits for ingest_batch_flush.
+    int flush_every;
 };
 
 void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent);

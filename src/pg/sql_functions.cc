@@ -143,6 +143,7 @@ Datum segment_ingest(PG_FUNCTION_ARGS) {
     int32 source_id = segment_pg::lookup_source_by_name(schema, source_name);
     segment_pg::IngestBatch batch;
     segment_pg::ingest_batch_init(&batch, schema, caller);
+    batch.flush_every = 1000;
     segment_pg::ingest_queue_body(&batch, source_id, 0, GetCurrentTransactionStartTimestamp(), payload,
                                   nullptr);
     segment_pg::ingest_batch_flush(&batch);
