@@ -154,7 +154,9 @@ bool first_array_element(std::string_view body, std::string_view &element) noexc
     rapidjson::MemoryStream stream(body.data() + pos, body.size() - pos);
     rapidjson::BaseReaderHandler<> handler;
     rapidjson::Reader reader;
-    if (reader.Parse<rapidjson::kParseStopWhenDoneFlag>(stream, handler).IsError()) {
+    // Iterative parsing: a body of a million "[" must not recurse a million frames deep.
+    if (reader.Parse<rapidjson::kParseStopWhenDoneFlag | rapidjson::kParseIterativeFlag>(stream, handler)
+            .IsError()) {
         return false;
     }
     element = body.substr(pos, stream.Tell());

@@ -174,8 +174,8 @@ JsonCheck check_json(std::string_view body) {
     rapidjson::MemoryStream stream(body.data(), body.size());
     rapidjson::Reader reader;
     const rapidjson::ParseResult result =
-        reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag>(stream,
-                                                                                                    handler);
+        reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag |
+                     rapidjson::kParseIterativeFlag>(stream, handler);
     if (result.IsError()) {
         if (handler.has_nul) {
             check.error = "the body contains \\u0000, which Postgres cannot store in text or jsonb";

@@ -107,6 +107,17 @@ ok(wait_until(10, sub {
 is(counts(post_path('/v1/track', encode_json_compact({ event => 'After Bomb', userId => 'u5', messageId => 'after-bomb' }))),
     '1,0,0', 'the worker serves on after the bomb');
 
+# Deep nesting neither crashes the worker nor is stored as an event: valid JSON that Postgres refuses (stack depth)
+# is a dead letter with 400, unbalanced brackets are invalid JSON.
+for my $deep ('[' x 200000 . ']' x 200000, '[' x 200000)
+{
+    my $r = post_path('/v1/batch', $deep);
+    is($r && $r->{status}, 400, 'a body nested ' . length($deep) . ' bytes deep: 400');
+    is(error_code($r), 'invalid_json', 'a deeply nested body: invalid_json');
+}
+is(counts(post_path('/v1/track', encode_json_compact({ event => 'After Deep', userId => 'u5', messageId => 'after-deep' }))),
+    '1,0,0', 'the worker serves on after deeply nested bodies');
+
 # --- Browsers: CORS ----------------------------------------------------------------------------------------------
 my $preflight = http_request($port, 'OPTIONS', '/v1/t',
     headers => [ [ 'Origin', 'https://shop.example' ], [ 'Access-Control-Request-Method', 'POST' ],

@@ -64,6 +64,13 @@ TEST(FirstArrayElement, FindsTheRawBytesOfTheFirstValue) {
     EXPECT_EQ(element, "\"only\"");
 }
 
+TEST(FirstArrayElement, DeepNestingDoesNotRecurse) {
+    std::string_view element;
+    const std::string deep = "[" + std::string(1000000, '[') + std::string(1000000, ']') + ",1]";
+    ASSERT_TRUE(segment::first_array_element(deep, element));
+    EXPECT_EQ(element.size(), 2000000u);
+}
+
 TEST(FirstArrayElement, RefusesNonArraysAndBrokenElements) {
     std::string_view element;
     EXPECT_FALSE(segment::first_array_element(R"({"batch":[{"a":1}]})", element));

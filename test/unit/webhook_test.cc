@@ -208,6 +208,10 @@ TEST(CheckJson, CountsMessagesAndRefusesWhatJsonbCannotStore) {
     EXPECT_FALSE(segment::check_json("\xff\xfe").valid);
     EXPECT_FALSE(segment::check_json("").valid);
     EXPECT_FALSE(segment::check_json("{} {}").valid);
+    // Deep nesting is parsed without recursion (a recursive parser would overflow the stack).
+    const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+    EXPECT_TRUE(segment::check_json(deep).valid);
+    EXPECT_FALSE(segment::check_json(std::string(1000000, '[')).valid);
     const auto key = segment::check_json(R"({"context":{"writeKey":"inner"},"writeKey":"outer"})");
     ASSERT_TRUE(key.write_key.has_value());
     EXPECT_EQ(*key.write_key, "outer");
