@@ -11,6 +11,7 @@
 #include "core/webhook.h"
 #include "pg/cpp_guard.h"
 #include "pg/ingest.h"
+#include "pg/jsonb_builder.h"
 #include "pg/settings.h"
 #include "pg/shared.h"
 #include "pg/worker.h"
@@ -298,25 +299,6 @@ void respond_error(uint64_t connection, int status, const char *code, const char
     });
 }
 
-// Parses a checked body into jsonb. Postgres may still refuse it (a number beyond numeric's range): that is
-// the body's fault, so the error comes back as a message instead of failing the batch.
-Jsonb *body_to_jsonb(const char *body, char **error_message) {
-    MemoryContext context = CurrentMemoryContext;
-    Jsonb *volatile result = nullptr;
-    PG_TRY();
-    { result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(body))); }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(context);
-        ErrorData *error = CopyErrorData();
-        FlushErrorState();
-        *error_message = psprintf("Postgres cannot store this JSON: %s", error->message);
-        FreeErrorData(error);
-    }
-    PG_END_TRY();
-    return result;
-}
-
 void answer_pending(bool committed, const char *failure) {
     const size_t count = state->pending.size();
     if (committed) {
@@ -387,7 +369,7 @@ void flush_pending() {
             if (!request.invalid_json) {
                 char *error_message = nullptr;
                 MemoryContext caller = MemoryContextSwitchTo(batch.context);
-                Jsonb *jsonb = body_to_jsonb(body.c_str(), &error_message);
+                Jsonb *jsonb = json_to_jsonb(body.data(), body.size(), &error_message);
                 MemoryContextSwitchTo(caller);
                 if (jsonb != nullptr) {
                     ingest_queue_body(&batch, request.source_id, static_cast<int32>(i), request.received_at,
