@@ -16,6 +16,7 @@ use File::Basename qw(dirname);
 use File::Spec;
 use IPC::Run;
 use JSON::PP;
+use File::Temp ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use SegmentWebhookTest;
@@ -154,7 +155,9 @@ is( sql(qq{SELECT string_agg(DISTINCT payload #>> '{context,library,name}', ',')
 # --- analytics.js in headless Chromium ----------------------------------------------------------------------
 my $page_port = PostgreSQL::Test::Cluster::get_free_port();
 {
-    local $ENV{TMPDIR} = PostgreSQL::Test::Utils::tempdir('chromium');
+    # A short directory directly in the system's temp dir: Chromium puts a Unix socket in its profile, and a
+    # socket path longer than 107 bytes (easy under a deep test directory) makes it abort at start.
+    local $ENV{TMPDIR} = File::Temp::tempdir('sdk-chromium-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     $report = run_sdk_script('analytics.js', 'browser.mjs', $port, $key{browser}, $key{browser_batching}, $page_port);
 }
 is( join(',', sort map { "$_->{method} $_->{path} $_->{status}" } @{ $report->{pages}{standard}{deliveries} // [] }),
