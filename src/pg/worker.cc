@@ -630,15 +630,28 @@ extern "C" PGDLLEXPORT void segment_webhook_worker_main(Datum argument) {
             state->next_source_refresh_ms = now + kSourceRefreshMs;
         }
 
-        const size_t handled =
-            run_cpp("serving HTTP", [now] { return state->server->poll(now, state->ready); });
-        take_ready_requests();
+        // Read everything that is ready; stop as soon as a poll finds nothing more (the sockets are drained),
+        // the batch is full, or its first message has waited batch_delay. Requests that arrive while a batch
+        // commits form the next batch: that is the group commit.
+        bool drained = false;
+        for (;;) {
+            const size_t handled =
+                run_cpp("serving HTTP", [now] { return state->server->poll(now, state->ready); });
+            take_ready_requests();
+            now = now_ms();
+            if (handled == 0) {
+                drained = true;
+                break;
+            }
+            if (state->pending.empty() || state->pending_messages >= settings.batch_size ||
+                now >= state->first_pending_ms + settings.batch_delay_ms) {
+                break;
+            }
+        }
         set_open_connections(
             run_cpp("counting connections", [] { return state->server->connection_count(); }));
-
-        now = now_ms();
         if (!state->pending.empty() &&
-            (state->pending_messages >= settings.batch_size || handled == 0 ||
+            (drained || state->pending_messages >= settings.batch_size ||
              now >= state->first_pending_ms + settings.batch_delay_ms || shutdown_requested)) {
             flush_pending();
         }
