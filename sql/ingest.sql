@@ -135,6 +135,15 @@ SELECT segment_ingest(NULL, '{}') IS NULL AS strict_null;
 SELECT segment_create_source('other') IS NOT NULL AS created;
 SELECT segment_ingest('other', '{"type":"track","event":"Signed Up","userId":"u1","messageId":"m-1"}') AS other_source;
 
+-- the same outcome through INSERT ... ON CONFLICT, the path taken when segment_events has triggers
+SET segment_webhook.direct_insert = off;
+SELECT segment_ingest('app', '[{"type":"track","event":"S","userId":"spi","messageId":"spi-1"},
+  {"type":"track","event":"S","userId":"spi","messageId":"spi-1"},
+  {"type":"track","event":"S","userId":"spi","messageId":"m-1"},
+  {"type":"track","event":"S","userId":"spi","messageId":"spi-2"}]') AS stored_through_insert;
+RESET segment_webhook.direct_insert;
+SELECT message_id FROM segment_events WHERE user_id = 'spi' ORDER BY 1;
+
 -- many messages in one call
 SELECT segment_ingest('app', jsonb_agg(jsonb_build_object('type', 'track', 'event', 'Bulk', 'userId', 'bulk',
                                                           'messageId', 'bulk-' || i)))

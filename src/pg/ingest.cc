@@ -2,6 +2,8 @@
 // dead letters, and write them with one INSERT each. See ingest.h for the contract.
 #include "core/message.h"
 #include "pg/ingest.h"
+#include "pg/direct_insert.h"
+#include "pg/settings.h"
 #include "pg/jsonb_message.h"
 
 #include "pg/postgres_headers.h"
@@ -114,6 +116,13 @@ bool same_text(Datum a, Datum b) {
 // INSERT events[from, from + count) and mark each Stored or Duplicate. RETURNING yields the inserted rows in
 // input order (unnest order; rows skipped by ON CONFLICT are absent), so one pass pairs them up.
 void insert_events(IngestBatch *batch, int from, int count) {
+    int64 stored = 0;
+    if (settings.direct_insert &&
+        insert_events_directly(batch->schema, batch->events + from, count, &stored)) {
+        batch->stored += stored;
+        batch->duplicates += count - stored;
+        return;
+    }
     Datum *columns[kEventColumns];
     bool *nulls[kEventColumns];
     for (int c = 0; c < kEventColumns; ++c) {

@@ -78,6 +78,12 @@ void define_reloadable_settings() {
                              "Take the client address for context.ip from X-Forwarded-For.",
                              "Turn on only behind a reverse proxy that sets X-Forwarded-For.",
                              &settings.trust_proxy, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "segment_webhook.direct_insert",
+        "Write batches into segment_events the way COPY does (heap multi-insert).",
+        "Off: through INSERT ... ON CONFLICT DO NOTHING. The outcome is the same; the direct "
+        "path is used only while segment_events has no triggers, row security or extra columns.",
+        &settings.direct_insert, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 }
 
 }  // namespace

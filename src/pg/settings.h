@@ -23,6 +23,7 @@ struct Settings {
     int lock_timeout_ms;
     char *cors_origins;
     bool trust_proxy;
+    bool direct_insert;
 };
 
 extern Settings settings;
