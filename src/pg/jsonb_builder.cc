@@ -236,6 +236,17 @@ void convert_numbers(JsonbValue *value) {
     }
 }
 
+// Inside PG_CATCH: the error as a sentence for the 400 answer, in `context`, with the error state cleared
+// (the failing call was a pure conversion, so no subtransaction needs rolling back).
+char *take_error(MemoryContext context) {
+    MemoryContextSwitchTo(context);
+    ErrorData *data = CopyErrorData();
+    FlushErrorState();
+    char *sentence = psprintf("Postgres cannot store this JSON: %s", data->message);
+    FreeErrorData(data);
+    return sentence;
+}
+
 }  // namespace
 
 Jsonb *json_to_jsonb(const char *text, size_t length, char **error) {
@@ -249,13 +260,7 @@ Jsonb *json_to_jsonb(const char *text, size_t length, char **error) {
         PG_TRY();
         { result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(copy))); }
         PG_CATCH();
-        {
-            MemoryContextSwitchTo(context);
-            ErrorData *data = CopyErrorData();
-            FlushErrorState();
-            *error = psprintf("Postgres cannot store this JSON: %s", data->message);
-            FreeErrorData(data);
-        }
+        { *error = take_error(context); }
         PG_END_TRY();
         return result;
     }
@@ -303,13 +308,7 @@ Jsonb *json_to_jsonb(const char *text, size_t length, char **error) {
         result = JsonbValueToJsonb(&root);
     }
     PG_CATCH();
-    {
-        MemoryContextSwitchTo(context);
-        ErrorData *data = CopyErrorData();
-        FlushErrorState();
-        *error = psprintf("Postgres cannot store this JSON: %s", data->message);
-        FreeErrorData(data);
-    }
+    { *error = take_error(context); }
     PG_END_TRY();
     // The tree's strings point into `buffer`; the jsonb is a copy, so both can go (the tree's arrays are
     // freed with the caller's memory context).
