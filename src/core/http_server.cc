@@ -27,6 +27,9 @@ constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kReadBudget = 1024 * 1024;  // per connection per poll, so one sender cannot starve the rest
 constexpr int kEventBatch = 128;
 constexpr size_t kKeptBufferBytes = 16 * 1024;
+// While a request is out, what else the client sends is buffered (unparsed) up to this much; only past it do
+// we stop watching the socket. Watching it all along spares two epoll_ctl calls per request.
+constexpr size_t kBufferedWhileDispatched = 64 * 1024;
 
 std::string describe_errno(const std::string &what) {
     return what + ": " + std::strerror(errno);
@@ -84,6 +87,7 @@ struct HttpServer::Connection {
     std::string output;
     size_t output_offset = 0;
     bool continue_sent = false;
+    bool peer_closed = false;  // the client shut down its side (it may still read our answers)
     bool served_one =
         false;  // a keep-alive connection between requests waits idle_timeout, a new one read_timeout
     int64_t request_started_ms = -1;
@@ -272,7 +276,12 @@ void HttpServer::accept_all(int listen_fd, int64_t now_ms) {
 void HttpServer::read_from(Connection &connection, int64_t now_ms) {
     size_t total = 0;
     bool closed = false;
-    while (total < kReadBudget && connection.state == Connection::State::Reading) {
+    auto may_read = [&connection]() {
+        return connection.state == Connection::State::Reading ||
+               (connection.state == Connection::State::Dispatched && !connection.peer_closed &&
+                connection.input.size() - connection.input_offset < kBufferedWhileDispatched);
+    };
+    while (total < kReadBudget && may_read()) {
         // Read into one shared buffer and keep only what arrived: a per-connection 64 kB read buffer would
         // cost 64 MB of memory for 1,000 idle keep-alive connections.
         const ssize_t count = recv(connection.fd, read_buffer_.data(), read_buffer_.size(), 0);
@@ -293,8 +302,16 @@ void HttpServer::read_from(Connection &connection, int64_t now_ms) {
         }
         break;
     }
+    if (connection.state == Connection::State::Dispatched) {
+        if (closed) {
+            // End of input: the answer may still be read (half-close); stop watching for more input.
+            connection.peer_closed = true;
+        }
+        update_interest(connection);
+        return;
+    }
     if (connection.state != Connection::State::Reading) {
-        // Closing or Dispatched: an error or hang-up means nobody is listening any more.
+        // Closing: an error or hang-up means nobody is listening any more.
         if (connection.state == Connection::State::Closing) {
             char sink[4096];
             const ssize_t count = recv(connection.fd, sink, sizeof sink, 0);
@@ -303,6 +320,9 @@ void HttpServer::read_from(Connection &connection, int64_t now_ms) {
             }
         }
         return;
+    }
+    if (closed) {
+        connection.peer_closed = true;
     }
     advance(connection, now_ms);
     if (closed && connection.state == Connection::State::Reading) {
@@ -361,6 +381,12 @@ void HttpServer::advance(Connection &connection, int64_t now_ms) {
     } else if (connection.input_offset > 64 * 1024) {
         connection.input.erase(0, connection.input_offset);
         connection.input_offset = 0;
+    }
+    if (connection.state == Connection::State::Reading && connection.peer_closed &&
+        connection.input_offset == connection.input.size()) {
+        // The client sent its last request and hung up its side: close once the answers are out.
+        connection.state = Connection::State::Closing;
+        write_to(connection);
     }
     update_interest(connection);
 }
@@ -452,7 +478,9 @@ void HttpServer::update_interest(Connection &connection) {
         return;
     }
     uint32_t wanted = 0;
-    if (connection.state == Connection::State::Reading || connection.state == Connection::State::Closing) {
+    if (connection.state == Connection::State::Reading || connection.state == Connection::State::Closing ||
+        (connection.state == Connection::State::Dispatched && !connection.peer_closed &&
+         connection.input.size() - connection.input_offset < kBufferedWhileDispatched)) {
         wanted |= EPOLLIN;
     }
     if (connection.output_offset < connection.output.size()) {

@@ -45,6 +45,7 @@ struct JsonCheck {
     bool is_object = false;
     std::optional<std::string> write_key;
     size_t message_count = 0;  // elements of a top-level array or of an object's "batch" array, else 1
+                               // (an estimate from the size when the body was not parsed)
 };
 JsonCheck check_json(std::string_view body);
 

@@ -251,7 +251,11 @@ char *take_error(MemoryContext context) {
 
 Jsonb *json_to_jsonb(const char *text, size_t length, char **error) {
     *error = nullptr;
-    if (GetDatabaseEncoding() != PG_UTF8 || std::memchr(text, '\0', length) != nullptr) {
+    if (std::memchr(text, '\0', length) != nullptr) {
+        *error = pstrdup("the body contains a NUL byte, which is not valid JSON");
+        return nullptr;
+    }
+    if (GetDatabaseEncoding() != PG_UTF8) {
         // Strings must be in the database's encoding, and RapidJSON's in-place parse stops at a NUL byte:
         // leave such bodies to Postgres' own parser, which knows both.
         MemoryContext context = CurrentMemoryContext;

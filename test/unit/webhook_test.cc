@@ -93,7 +93,6 @@ TEST_F(WebhookTest, SignaturesWholeBodyOrFirstElement) {
     const auto whole = decide(
         post("/v1/webhook?writeKey=signed-key", batch, "X-Signature: " + hex_hmac("s3cret", batch) + "\r\n"));
     EXPECT_EQ(whole.action, WebhookAction::Ingest);
-    EXPECT_EQ(whole.json.message_count, 2u);
     const auto first = decide(post("/v1/webhook?writeKey=signed-key", batch,
                                    "X-Signature: " + hex_hmac("s3cret", kMessage) + "\r\n"));
     EXPECT_EQ(first.action, WebhookAction::Ingest);
@@ -107,7 +106,12 @@ TEST_F(WebhookTest, SignaturesWholeBodyOrFirstElement) {
 }
 
 TEST_F(WebhookTest, InvalidJsonFromAKnownSourceIsIngestedAsADeadLetter) {
-    const auto decision = decide(post("/v1/webhook?writeKey=open-key", "{\"type\":"));
+    // A one-line body from a known key is left to the database step's parse (which refuses it the same way).
+    const auto deferred = decide(post("/v1/webhook?writeKey=open-key", "{\"type\":"));
+    EXPECT_EQ(deferred.action, WebhookAction::Ingest);
+    EXPECT_EQ(deferred.source_id, 1);
+    // A body that must be looked at (several lines, or the key inside it) is checked here.
+    const auto decision = decide(post("/v1/webhook?writeKey=open-key", "{\"type\":\n"));
     EXPECT_EQ(decision.action, WebhookAction::Ingest);
     EXPECT_FALSE(decision.json.valid);
     EXPECT_NE(decision.json.error.find("not valid JSON"), std::string::npos);
