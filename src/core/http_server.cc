@@ -27,6 +27,7 @@ constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kReadBudget = 1024 * 1024;  // per connection per poll, so one sender cannot starve the rest
 constexpr int kEventBatch = 128;
 constexpr size_t kKeptBufferBytes = 16 * 1024;
+constexpr int64_t kAcceptPauseMs = 100;
 // While a request is out, what else the client sends is buffered (unparsed) up to this much; only past it do
 // we stop watching the socket. Watching it all along spares two epoll_ctl calls per request.
 constexpr size_t kBufferedWhileDispatched = 64 * 1024;
@@ -188,8 +189,38 @@ void HttpServer::set_limits(size_t max_connections, const HttpParserLimits &pars
     options_.idle_timeout_ms = idle_timeout_ms;
 }
 
+void HttpServer::pause_accepting(int64_t now_ms) {
+    if (accept_paused_until_ms_ >= 0) {
+        return;
+    }
+    accept_paused_until_ms_ = now_ms + kAcceptPauseMs;
+    for (size_t i = 0; i < listen_fds_.size(); ++i) {
+        if (listen_fds_[i] >= 0) {
+            epoll_event event{};
+            event.events = 0;
+            event.data.u64 = kListenTag | i;
+            epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fds_[i], &event);
+        }
+    }
+}
+
+void HttpServer::resume_accepting() {
+    accept_paused_until_ms_ = -1;
+    for (size_t i = 0; i < listen_fds_.size(); ++i) {
+        if (listen_fds_[i] >= 0) {
+            epoll_event event{};
+            event.events = EPOLLIN;
+            event.data.u64 = kListenTag | i;
+            epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fds_[i], &event);
+        }
+    }
+}
+
 size_t HttpServer::poll(int64_t now_ms, std::vector<ReadyRequest> &ready) {
     size_t handled = 0;
+    if (accept_paused_until_ms_ >= 0 && now_ms >= accept_paused_until_ms_) {
+        resume_accepting();
+    }
     epoll_event events[kEventBatch];
     for (int round = 0; round < 64; ++round) {
         const int count = epoll_wait(epoll_fd_, events, kEventBatch, 0);
@@ -243,6 +274,11 @@ void HttpServer::accept_all(int listen_fd, int64_t now_ms) {
         const int fd =
             accept4(listen_fd, reinterpret_cast<sockaddr *>(&address), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // Out of descriptors or memory: the pending connection stays queued and the listening socket
+                // stays readable, so stop watching it for a moment instead of spinning on it.
+                pause_accepting(now_ms);
+            }
             return;  // EAGAIN, or a connection that went away before we took it
         }
         if (connections_.size() >= options_.max_connections) {
@@ -552,6 +588,9 @@ int64_t HttpServer::next_deadline_ms() const {
             deadline = when;
         }
     };
+    if (accept_paused_until_ms_ >= 0) {
+        consider(accept_paused_until_ms_);
+    }
     for (const auto &entry : connections_) {
         const Connection &connection = *entry.second;
         if (connection.fd < 0) {

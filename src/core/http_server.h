@@ -89,6 +89,8 @@ class HttpServer {
     void close_connection(uint64_t id);
     void update_interest(Connection &connection);
     void expire(int64_t now_ms);
+    void pause_accepting(int64_t now_ms);
+    void resume_accepting();
 
     HttpServerOptions options_;
     int epoll_fd_ = -1;
@@ -100,6 +102,7 @@ class HttpServer {
     std::vector<char> read_buffer_;  // made ready by respond() (pipelined), handed out by poll()
     uint64_t next_id_ = 1;
     int port_ = 0;
+    int64_t accept_paused_until_ms_ = -1;  // out of descriptors: listening sockets unwatched until then
     size_t requests_out_ = 0;
 };
 

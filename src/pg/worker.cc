@@ -16,6 +16,7 @@
 #include "pg/shared.h"
 #include "pg/worker.h"
 
+#include <sys/resource.h>
 #include <sys/time.h>
 
 #include <cstring>
@@ -530,6 +531,30 @@ void take_ready_requests() {
     run_cpp("reading requests", [] { state->ready.clear(); });
 }
 
+// Each connection is a descriptor: raise the soft limit to the hard one (often 1,024 soft under systemd or
+// runuser, far fewer than max_connections), and say so when max_connections cannot fit.
+void raise_open_files_limit() {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        return;
+    }
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+        getrlimit(RLIMIT_NOFILE, &limit);
+    }
+    if (limit.rlim_cur != RLIM_INFINITY &&
+        limit.rlim_cur < static_cast<rlim_t>(settings.max_connections) + 256) {
+        ereport(
+            WARNING,
+            (errmsg(
+                 "segment_webhook: the open files limit (%lu) is below segment_webhook.max_connections (%d) "
+                 "plus the descriptors Postgres needs",
+                 static_cast<unsigned long>(limit.rlim_cur), settings.max_connections),
+             errhint("Raise LimitNOFILE (systemd) or ulimit -n for the postmaster.")));
+    }
+}
+
 long wait_timeout(int64 now) {
     int64 deadline = -1;
     auto consider = [&deadline](int64 when) {
@@ -571,10 +596,12 @@ extern "C" PGDLLEXPORT void segment_webhook_worker_main(Datum argument) {
         ereport(LOG,
                 (errmsg("segment_webhook: workers connect as the bootstrap superuser"),
                  errhint("Set segment_webhook.role to a dedicated role with INSERT on segment_events and "
-                         "segment_rejected and SELECT on segment_sources.")));
+                         "segment_rejected, SELECT (source_id, message_id) on segment_events and SELECT on "
+                         "segment_sources (see README.md).")));
     }
     pgstat_report_appname("segment_webhook");
     register_worker_process(worker_number);
+    raise_open_files_limit();
 
     MemoryContext worker_context =
         AllocSetContextCreate(TopMemoryContext, "segment_webhook worker", ALLOCSET_DEFAULT_SIZES);
