@@ -1,6 +1,6 @@
 // The ingest benchmark's HTTP load driver: keeps N keep-alive HTTP/1.1 connections to a loopback server busy
-// with pre-generated, pre-signed request bodies, one request in flight per connection, and reports throughput,
-// latency, non-2xx answers and the CPU time that the measured server processes spent meanwhile.
+// with pre-generated, pre-signed request bodies, one request in flight per connection, and reports
+// throughput, latency, non-2xx answers and the CPU time that the measured server processes spent meanwhile.
 //
 // It only ever connects to 127.0.0.1, and every run is bounded: by the number of requests in the file (or
 // --max-requests) and by --duration seconds, after which it stops sending and waits at most --grace seconds
@@ -49,7 +49,7 @@ struct Options {
     long max_requests = -1;  // -1: every request of the file
     double duration_s = 60;
     double grace_s = 30;
-    double hold_s = 0;  // keep the connections open (idle) this long after the run
+    double hold_s = 0;       // keep the connections open (idle) this long after the run
     std::string ready_file;  // created when the connections are idle and held
     std::vector<std::pair<std::string, int>> cpu_roots;  // name=pid: process trees whose CPU time is reported
     int show_errors = 5;
@@ -195,24 +195,42 @@ std::string current_syscall(int pid) {
     }
     const long number = strtol(buffer, nullptr, 10);
     switch (number) {
-        case 0: return "read";
-        case 1: return "write";
-        case 7: return "poll";
-        case 17: return "pread64";
-        case 18: return "pwrite64";
-        case 20: return "writev";
-        case 23: return "select";
-        case 44: return "sendto";
-        case 45: return "recvfrom";
-        case 74: return "fsync";
-        case 75: return "fdatasync";
-        case 202: return "futex";
-        case 232: return "epoll_wait";
-        case 233: return "epoll_ctl";
-        case 281: return "epoll_pwait";
-        case 285: return "fallocate";
-        case -1: return "blocked (no syscall)";
-        default: return "syscall " + std::to_string(number);
+        case 0:
+            return "read";
+        case 1:
+            return "write";
+        case 7:
+            return "poll";
+        case 17:
+            return "pread64";
+        case 18:
+            return "pwrite64";
+        case 20:
+            return "writev";
+        case 23:
+            return "select";
+        case 44:
+            return "sendto";
+        case 45:
+            return "recvfrom";
+        case 74:
+            return "fsync";
+        case 75:
+            return "fdatasync";
+        case 202:
+            return "futex";
+        case 232:
+            return "epoll_wait";
+        case 233:
+            return "epoll_ctl";
+        case 281:
+            return "epoll_pwait";
+        case 285:
+            return "fallocate";
+        case -1:
+            return "blocked (no syscall)";
+        default:
+            return "syscall " + std::to_string(number);
     }
 }
 
@@ -258,7 +276,8 @@ std::vector<Request> parse_requests(const std::string &data, const Options &opti
         request.messages = atol(std::string(line.substr(tab1 + 1, tab2 - tab1 - 1)).c_str());
         request.new_unique = atol(std::string(line.substr(tab2 + 1, tab3 - tab2 - 1)).c_str());
         request.body = line.substr(tab3 + 1);
-        request.head = "POST " + options.path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(options.port) +
+        request.head = "POST " + options.path +
+                       " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(options.port) +
                        "\r\nUser-Agent: Segment (Actions)\r\nContent-Type: application/json\r\n";
         if (!signature.empty()) {
             request.head += "X-Signature: " + signature + "\r\n";
@@ -305,7 +324,8 @@ int open_connection(int port) {
     address.sin_family = AF_INET;
     address.sin_port = htons(static_cast<uint16_t>(port));
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // loopback only, always
-    if (connect(fd, reinterpret_cast<struct sockaddr *>(&address), sizeof address) != 0 && errno != EINPROGRESS) {
+    if (connect(fd, reinterpret_cast<struct sockaddr *>(&address), sizeof address) != 0 &&
+        errno != EINPROGRESS) {
         die(std::string("connect to 127.0.0.1:") + std::to_string(port) + ": " + strerror(errno));
     }
     return fd;
@@ -328,10 +348,11 @@ long header_value(std::string_view head, const char *name) {
 bool header_contains(std::string_view head, const char *name, const char *value) {
     const size_t name_length = strlen(name);
     for (size_t i = 0; i + name_length + 3 <= head.size(); ++i) {
-        if (head[i] == '\r' && head[i + 1] == '\n' && strncasecmp(head.data() + i + 2, name, name_length) == 0 &&
-            head[i + 2 + name_length] == ':') {
+        if (head[i] == '\r' && head[i + 1] == '\n' &&
+            strncasecmp(head.data() + i + 2, name, name_length) == 0 && head[i + 2 + name_length] == ':') {
             size_t end = head.find("\r\n", i + 2);
-            std::string line(head.substr(i + 2, end == std::string_view::npos ? std::string_view::npos : end - i - 2));
+            std::string line(
+                head.substr(i + 2, end == std::string_view::npos ? std::string_view::npos : end - i - 2));
             for (char &c : line) {
                 c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
             }
@@ -383,7 +404,8 @@ class Driver {
                 socklen_t length = sizeof error;
                 getsockopt(connection.fd, SOL_SOCKET, SO_ERROR, &error, &length);
                 if (error != 0) {
-                    die(std::string("connect to 127.0.0.1:") + std::to_string(options_.port) + ": " + strerror(error));
+                    die(std::string("connect to 127.0.0.1:") + std::to_string(options_.port) + ": " +
+                        strerror(error));
                 }
                 connection.state = State::Idle;
                 watch(events[e].data.u64, EPOLLIN, EPOLL_CTL_MOD);
@@ -411,7 +433,8 @@ class Driver {
                 totals_.errors += in_flight_;
                 break;
             }
-            int count = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), options_.sample_pid ? 1 : 100);
+            int count = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()),
+                                   options_.sample_pid ? 1 : 100);
             if (count < 0 && errno != EINTR) {
                 die(std::string("epoll_wait: ") + strerror(errno));
             }
@@ -451,7 +474,8 @@ class Driver {
 
     void start_next(size_t index) {
         Connection &connection = connections_[index];
-        if (stopped_ || next_ >= static_cast<long>(requests_.size()) || now_s() >= started_ + options_.duration_s) {
+        if (stopped_ || next_ >= static_cast<long>(requests_.size()) ||
+            now_s() >= started_ + options_.duration_s) {
             stopped_ = true;
             connection.state = State::Idle;
             return;
@@ -687,19 +711,21 @@ class Driver {
         fprintf(stderr,
                 "load_driver: %d connections, %ld requests (%ld messages) in %.3f s: %.0f events/s, %.0f "
                 "requests/s; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; non-2xx %ld, errors %ld\n",
-                options_.connections, totals_.completed, totals_.messages, elapsed, events_per_s, requests_per_s,
-                percentile(0.50), percentile(0.99), latencies.empty() ? 0.0 : latencies.back() / 1000.0,
-                totals_.non_2xx, totals_.errors);
+                options_.connections, totals_.completed, totals_.messages, elapsed, events_per_s,
+                requests_per_s, percentile(0.50), percentile(0.99),
+                latencies.empty() ? 0.0 : latencies.back() / 1000.0, totals_.non_2xx, totals_.errors);
 
-        printf("{\"connections\":%d,\"requests\":%ld,\"messages\":%ld,\"expected_unique\":%ld,\"elapsed_s\":%.6f,"
-               "\"events_per_s\":%.1f,\"requests_per_s\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
-               "\"max_ms\":%.3f,\"non_2xx\":%ld,\"errors\":%ld,\"accepted\":%ld,\"duplicates\":%ld,"
-               "\"rejected\":%ld,\"reconnects\":%ld,\"closed_while_held\":%ld,\"driver_cpu_s\":%.3f,",
-               options_.connections, totals_.completed, totals_.messages, totals_.expected_unique, elapsed,
-               events_per_s, requests_per_s, percentile(0.50), percentile(0.90), percentile(0.99),
-               latencies.empty() ? 0.0 : latencies.back() / 1000.0, totals_.non_2xx, totals_.errors,
-               totals_.accepted, totals_.duplicates, totals_.rejected, totals_.reconnects, closed_while_held_,
-               driver_cpu);
+        printf(
+            "{\"connections\":%d,\"requests\":%ld,\"messages\":%ld,\"expected_unique\":%ld,\"elapsed_s\":%."
+            "6f,"
+            "\"events_per_s\":%.1f,\"requests_per_s\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
+            "\"max_ms\":%.3f,\"non_2xx\":%ld,\"errors\":%ld,\"accepted\":%ld,\"duplicates\":%ld,"
+            "\"rejected\":%ld,\"reconnects\":%ld,\"closed_while_held\":%ld,\"driver_cpu_s\":%.3f,",
+            options_.connections, totals_.completed, totals_.messages, totals_.expected_unique, elapsed,
+            events_per_s, requests_per_s, percentile(0.50), percentile(0.90), percentile(0.99),
+            latencies.empty() ? 0.0 : latencies.back() / 1000.0, totals_.non_2xx, totals_.errors,
+            totals_.accepted, totals_.duplicates, totals_.rejected, totals_.reconnects, closed_while_held_,
+            driver_cpu);
         printf("\"statuses\":{");
         bool first = true;
         for (const auto &[status, count] : totals_.statuses) {
@@ -731,7 +757,8 @@ class Driver {
     bool stopped_ = false;
     double started_ = 0, finished_ = 0;
     std::vector<double> cpu_before_, cpu_after_;
-    struct rusage usage_before_ {}, usage_after_ {};
+    struct rusage usage_before_ {
+    }, usage_after_{};
     Totals totals_;
     double next_sample_ = 0;
     std::map<std::string, long> syscall_samples_;
@@ -790,7 +817,8 @@ int main(int argc, char **argv) {
             usage();
         }
     }
-    if (options.port <= 0 || options.request_file.empty() || options.connections <= 0 || options.duration_s <= 0) {
+    if (options.port <= 0 || options.request_file.empty() || options.connections <= 0 ||
+        options.duration_s <= 0) {
         usage();
     }
     signal(SIGPIPE, SIG_IGN);  // a closed connection is an error to count, not a reason to die
