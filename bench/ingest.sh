@@ -61,7 +61,7 @@ while [ $# -gt 0 ]; do
         --no-curves) WITH_CURVES=0; shift ;;
         --no-profile) WITH_PROFILE=0; shift ;;
         --no-save) SAVE=0; shift ;;
-        -h | --help) sed -n '2,26p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
 done
