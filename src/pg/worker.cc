@@ -641,11 +641,9 @@ extern "C" PGDLLEXPORT void segment_webhook_worker_main(Datum argument) {
             state->shutdown_deadline_ms = now + kShutdownGraceMs;
         }
 
-        if (!OidIsValid(state->schema) && now >= state->next_extension_check_ms) {
-            run_database_step(check_extension, "looking up the extension");
-            state->next_extension_check_ms = now + kExtensionCheckMs;
-        } else if (OidIsValid(state->schema) && now >= state->next_extension_check_ms &&
-                   state->next_extension_check_ms == 0) {
+        // Look the extension up every second while it is missing, and at once after a failed batch (0).
+        if (now >= state->next_extension_check_ms &&
+            (!OidIsValid(state->schema) || state->next_extension_check_ms == 0)) {
             run_database_step(check_extension, "looking up the extension");
             state->next_extension_check_ms = now + kExtensionCheckMs;
         }
