@@ -1,7 +1,14 @@
-// The one crossing from Postgres into C++ that may throw. A C++ exception must never unwind through a
-// Postgres frame, and ereport(ERROR)'s longjmp must never skip a C++ destructor, so: run the C++ work inside
-// a try, copy any exception's message into a plain buffer, leave the catch block, and only then raise the
-// Postgres error.
+// The one crossing from Postgres into C++ that may throw: every call from a Postgres frame into code that may
+// throw (the core, the standard library's containers and strings) is wrapped in run_cpp(...); `grep -n
+// run_cpp src/pg` lists them all. A C++ exception must never unwind through a Postgres frame, and
+// ereport(ERROR)'s longjmp must never skip a C++ destructor, so: run the C++ work inside a try, copy any
+// exception's message into a plain buffer, leave the catch block, and only then raise the Postgres error
+// (53200 out_of_memory for std::bad_alloc, XX000 otherwise).
+//
+// The rule for the other direction: a frame that calls Postgres (anything that can ereport) holds no C++
+// object with a destructor. C++ objects live on the heap behind plain pointers (the worker's `state`) or
+// inside the lambda passed to run_cpp, whose body calls nothing that can longjmp. Core calls that are
+// noexcept and return plain values (views, numbers) may be made directly.
 #pragma once
 
 #include <cstdio>
@@ -17,10 +24,12 @@ template <typename Work>
 auto run_cpp(const char *what, Work &&work) -> decltype(work()) {
     char message[512];
     bool failed = false;
+    int code = ERRCODE_INTERNAL_ERROR;
     try {
         return std::forward<Work>(work)();
     } catch (const std::bad_alloc &) {
         snprintf(message, sizeof message, "out of memory");
+        code = ERRCODE_OUT_OF_MEMORY;
         failed = true;
     } catch (const std::exception &error) {
         snprintf(message, sizeof message, "%s", error.what());
@@ -31,7 +40,7 @@ auto run_cpp(const char *what, Work &&work) -> decltype(work()) {
     }
     // Outside every catch block: no C++ exception object or frame is live across the longjmp.
     if (failed) {
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("%s failed: %s", what, message)));
+        ereport(ERROR, (errcode(code), errmsg("%s failed: %s", what, message)));
     }
     pg_unreachable();
 }

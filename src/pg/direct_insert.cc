@@ -11,6 +11,7 @@ extern "C" {
 #include "access/tableam.h"
 #include "catalog/dependency.h"
 #include "catalog/index.h"
+#include "catalog/pg_collation.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
@@ -22,35 +23,45 @@ namespace segment_pg {
 namespace {
 
 constexpr int kColumns = 16;
-const char *const kColumnNames[kColumns] = {"id",
-                                            "source_id",
-                                            "message_id",
-                                            "type",
-                                            "event",
-                                            "name",
-                                            "category",
-                                            "user_id",
-                                            "anonymous_id",
-                                            "group_id",
-                                            "previous_id",
-                                            "timestamp",
-                                            "original_timestamp",
-                                            "sent_at",
-                                            "received_at",
-                                            "payload"};
+struct ExpectedColumn {
+    const char *name;
+    Oid type;
+};
+// The columns as the extension creates them, in order. Filling a slot ourselves is what an INSERT would do
+// only while the table has exactly these: same names, types (no typmod), collations, nothing generated.
+const ExpectedColumn kColumns16[kColumns] = {{"id", INT8OID},
+                                             {"source_id", INT4OID},
+                                             {"message_id", TEXTOID},
+                                             {"type", TEXTOID},
+                                             {"event", TEXTOID},
+                                             {"name", TEXTOID},
+                                             {"category", TEXTOID},
+                                             {"user_id", TEXTOID},
+                                             {"anonymous_id", TEXTOID},
+                                             {"group_id", TEXTOID},
+                                             {"previous_id", TEXTOID},
+                                             {"timestamp", TIMESTAMPTZOID},
+                                             {"original_timestamp", TIMESTAMPTZOID},
+                                             {"sent_at", TIMESTAMPTZOID},
+                                             {"received_at", TIMESTAMPTZOID},
+                                             {"payload", JSONBOID}};
 
-// Whether the table is exactly as the extension created it, so that filling its 16 columns ourselves is what
-// an INSERT would do.
+// Whether the table is exactly as the extension created it. Anything else (triggers, rules, row security, a
+// partitioned table or a partition, extra, dropped or retyped columns, another collation) takes the INSERT
+// path, which applies all of it.
 bool table_is_plain(Relation rel) {
     const TupleDesc descriptor = RelationGetDescr(rel);
-    if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != nullptr || rel->rd_rel->relrowsecurity ||
-        descriptor->natts != kColumns) {
+    if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition || rel->trigdesc != nullptr ||
+        rel->rd_rules != nullptr || rel->rd_rel->relrowsecurity || descriptor->natts != kColumns) {
         return false;
     }
     for (int i = 0; i < kColumns; ++i) {
         const Form_pg_attribute attribute = TupleDescAttr(descriptor, i);
+        const Oid expected_collation = kColumns16[i].type == TEXTOID ? DEFAULT_COLLATION_OID : InvalidOid;
         if (attribute->attisdropped || attribute->attgenerated != '\0' ||
-            strcmp(NameStr(attribute->attname), kColumnNames[i]) != 0) {
+            strcmp(NameStr(attribute->attname), kColumns16[i].name) != 0 ||
+            attribute->atttypid != kColumns16[i].type || attribute->atttypmod != -1 ||
+            attribute->attcollation != expected_collation) {
             return false;
         }
     }
@@ -65,8 +76,11 @@ Oid message_index(Relation rel) {
     foreach (cell, indexes) {
         Relation index = index_open(lfirst_oid(cell), AccessShareLock);
         const Form_pg_index form = index->rd_index;
-        if (form->indisunique && form->indisvalid && form->indnkeyatts == 2 && form->indkey.values[0] == 2 &&
-            form->indkey.values[1] == 3 && RelationGetIndexPredicate(index) == NIL &&
+        // The probe compares keys the way this index does; message ids repeated inside a batch are found
+        // bytewise, which is the index's equality only under the default collation.
+        if (form->indisunique && form->indisvalid && form->indisready && form->indimmediate &&
+            form->indnkeyatts == 2 && form->indkey.values[0] == 2 && form->indkey.values[1] == 3 &&
+            index->rd_indcollation[1] == DEFAULT_COLLATION_OID && RelationGetIndexPredicate(index) == NIL &&
             RelationGetIndexExpressions(index) == NIL) {
             found = RelationGetRelid(index);
         }
@@ -76,38 +90,18 @@ Oid message_index(Relation rel) {
     return found;
 }
 
-int compare_text(Datum a, Datum b) {
-    text *left = DatumGetTextPP(a);
-    text *right = DatumGetTextPP(b);
-    const int left_length = VARSIZE_ANY_EXHDR(left), right_length = VARSIZE_ANY_EXHDR(right);
-    const int common = Min(left_length, right_length);
-    const int order = memcmp(VARDATA_ANY(left), VARDATA_ANY(right), common);
-    return order != 0 ? order : left_length - right_length;
-}
-
-// Orders event indexes by (source_id, message_id), then by position, so the first of equal keys comes first.
-int compare_events(const void *a, const void *b, void *argument) {
-    const PendingEvent *events = static_cast<const PendingEvent *>(argument);
-    const int i = *static_cast<const int *>(a), j = *static_cast<const int *>(b);
-    if (events[i].source_id != events[j].source_id) {
-        return events[i].source_id < events[j].source_id ? -1 : 1;
-    }
-    const int order = compare_text(events[i].text_columns[0], events[j].text_columns[0]);
-    if (order != 0) {
-        return order;
-    }
-    return i < j ? -1 : (i > j ? 1 : 0);
-}
-
 }  // namespace
 
-bool insert_events_directly(Oid schema, PendingEvent *events, int count, int64 *stored) {
+bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, int count, int64 *stored) {
     *stored = 0;
     const Oid relid = get_relname_relid("segment_events", schema);
     if (!OidIsValid(relid) || pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK) {
         return false;  // the SPI path raises the proper error
     }
-    Relation rel = table_open(relid, RowExclusiveLock);
+    Relation rel = try_table_open(relid, RowExclusiveLock);
+    if (rel == nullptr) {
+        return false;  // dropped since the name was looked up
+    }
     const Oid unique_index = table_is_plain(rel) ? message_index(rel) : InvalidOid;
     if (!OidIsValid(unique_index)) {
         table_close(rel, RowExclusiveLock);
@@ -132,24 +126,22 @@ bool insert_events_directly(Oid schema, PendingEvent *events, int count, int64 *
     Relation target = result->ri_RelationDesc;
     List *arbiters = list_make1_oid(unique_index);
 
-    // Messages repeated within the batch: only the first of each key is a candidate.
-    int *order = static_cast<int *>(palloc(sizeof(int) * count));
+    // Messages repeated within the batch: only the first of each key is a candidate. `order` sorts by key,
+    // then by position, so the first of equal keys comes first.
     bool *repeated = static_cast<bool *>(palloc0(sizeof(bool) * count));
-    for (int i = 0; i < count; ++i) {
-        order[i] = i;
-    }
-    qsort_arg(order, count, sizeof(int), compare_events, events);
     for (int k = 1; k < count; ++k) {
-        const PendingEvent &previous = events[order[k - 1]], &current = events[order[k]];
-        if (previous.source_id == current.source_id &&
-            compare_text(previous.text_columns[0], current.text_columns[0]) == 0) {
+        if (compare_events_by_key(&events[order[k - 1]], &events[order[k]]) == 0) {
             repeated[order[k]] = true;
         }
     }
 
     TupleTableSlot **slots = static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * count));
+    TupleTableSlot **slot_of = static_cast<TupleTableSlot **>(palloc0(sizeof(TupleTableSlot *) * count));
     int inserting = 0;
-    for (int i = 0; i < count; ++i) {
+    // Probe and insert in key order: two workers writing overlapping messages then wait for each other in one
+    // direction only, never in a cycle (no deadlock).
+    for (int k = 0; k < count; ++k) {
+        const int i = order[k];
         PendingEvent &event = events[i];
         event.outcome = EventOutcome::Duplicate;
         if (repeated[i]) {
@@ -182,11 +174,17 @@ bool insert_events_directly(Oid schema, PendingEvent *events, int count, int64 *
         if (!ExecCheckIndexConstraints(result, slot, estate, &conflict, arbiters)) {
             continue;  // stored before (committed, or by a transaction it waited for)
         }
-        slot->tts_values[0] = Int64GetDatum(nextval_internal(sequence, false));
-        ExecConstraints(result, slot, estate);
         slots[inserting++] = slot;
+        slot_of[i] = slot;
         event.outcome = EventOutcome::Stored;
-        ResetPerTupleExprContext(estate);
+    }
+    // Ids in arrival order, as an INSERT of the batch as received would draw them.
+    for (int i = 0; i < count; ++i) {
+        if (slot_of[i] != nullptr) {
+            slot_of[i]->tts_values[0] = Int64GetDatum(nextval_internal(sequence, false));
+            ExecConstraints(result, slot_of[i], estate);
+            ResetPerTupleExprContext(estate);
+        }
     }
 
     if (inserting > 0) {

@@ -11,10 +11,11 @@
 
 namespace segment_pg {
 
-// Inserts events[0, count) of the extension's segment_events in `schema` and sets each event's outcome
-// (Stored or Duplicate). Returns false, having done nothing, when the fast path does not apply. Raises
-// Postgres errors like the INSERT would (for instance a unique violation when another transaction inserted
-// the same message since the probe: the caller's subtransaction then retries through SPI).
-bool insert_events_directly(Oid schema, PendingEvent *events, int count, int64 *stored);
+// Inserts events[0, count) of the extension's segment_events in `schema`, in the order `order` gives (indexes
+// into events, sorted by compare_events_by_key), and sets each event's outcome (Stored or Duplicate). Returns
+// false, having done nothing, when the fast path does not apply. Raises Postgres errors like the INSERT would
+// (for instance a unique violation when another transaction inserted the same message since the probe: the
+// caller's subtransaction then retries through SPI).
+bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, int count, int64 *stored);
 
 }  // namespace segment_pg

@@ -2,6 +2,7 @@
 // dead letters, and write them with one INSERT each. See ingest.h for the contract.
 #include "core/message.h"
 #include "pg/ingest.h"
+#include "pg/catalog.h"
 #include "pg/direct_insert.h"
 #include "pg/settings.h"
 #include "pg/jsonb_message.h"
@@ -17,13 +18,15 @@ constexpr int kRejectionColumns = 7;
 // Prepared once per backend (per extension schema) and kept: the worker flushes thousands of times a second.
 struct Plans {
     Oid schema = InvalidOid;
+    bool stale = false;  // set by ingest_forget_plans(): prepare again before the next use
     SPIPlanPtr insert_events = nullptr;
     SPIPlanPtr insert_rejections = nullptr;
 };
 Plans plans;
 
 void prepare_plans(Oid schema) {
-    if (plans.schema == schema && plans.insert_events != nullptr && plans.insert_rejections != nullptr) {
+    if (plans.schema == schema && !plans.stale && plans.insert_events != nullptr &&
+        plans.insert_rejections != nullptr) {
         return;
     }
     if (plans.insert_events != nullptr) {
@@ -35,13 +38,8 @@ void prepare_plans(Oid schema) {
         plans.insert_rejections = nullptr;
     }
     plans.schema = InvalidOid;
-
-    const char *namespace_name = get_namespace_name(schema);
-    if (namespace_name == nullptr) {
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA),
-                        errmsg("schema %u of segment_webhook does not exist", schema)));
-    }
-    const char *nsp = quote_identifier(namespace_name);
+    plans.stale = false;
+    const char *nsp = quoted_schema_name(schema);
 
     StringInfoData query;
     initStringInfo(&query);
@@ -113,12 +111,29 @@ bool same_text(Datum a, Datum b) {
            memcmp(VARDATA_ANY(left), VARDATA_ANY(right), VARSIZE_ANY_EXHDR(left)) == 0;
 }
 
-// INSERT events[from, from + count) and mark each Stored or Duplicate. RETURNING yields the inserted rows in
-// input order (unnest order; rows skipped by ON CONFLICT are absent), so one pass pairs them up.
+// Sorts event indexes by key, then by position (so the first of equal keys comes first).
+int compare_event_positions(const void *a, const void *b, void *argument) {
+    const PendingEvent *events = static_cast<const PendingEvent *>(argument);
+    const int i = *static_cast<const int *>(a), j = *static_cast<const int *>(b);
+    const int order = compare_events_by_key(&events[i], &events[j]);
+    if (order != 0) {
+        return order;
+    }
+    return i < j ? -1 : (i > j ? 1 : 0);
+}
+
+// INSERT events[from, from + count) and mark each Stored or Duplicate. Rows go in in key order (see
+// compare_events_by_key). RETURNING yields the inserted rows in input order (unnest order; rows skipped by ON
+// CONFLICT are absent), so one pass pairs them up.
 void insert_events(IngestBatch *batch, int from, int count) {
     int64 stored = 0;
-    if (settings.direct_insert &&
-        insert_events_directly(batch->schema, batch->events + from, count, &stored)) {
+    PendingEvent *events = batch->events + from;
+    int *order = static_cast<int *>(palloc(sizeof(int) * count));
+    for (int i = 0; i < count; ++i) {
+        order[i] = i;
+    }
+    qsort_arg(order, count, sizeof(int), compare_event_positions, events);
+    if (settings.direct_insert && insert_events_directly(batch->schema, events, order, count, &stored)) {
         batch->stored += stored;
         batch->duplicates += count - stored;
         return;
@@ -130,7 +145,7 @@ void insert_events(IngestBatch *batch, int from, int count) {
         nulls[c] = static_cast<bool *>(palloc0(sizeof(bool) * count));
     }
     for (int i = 0; i < count; ++i) {
-        const PendingEvent &event = batch->events[from + i];
+        const PendingEvent &event = events[order[i]];
         columns[0][i] = Int32GetDatum(event.source_id);
         for (int t = 0; t < 9; ++t) {
             columns[1 + t][i] = event.text_columns[t];
@@ -157,7 +172,7 @@ void insert_events(IngestBatch *batch, int from, int count) {
     }
     uint64 returned = 0;
     for (int i = 0; i < count; ++i) {
-        PendingEvent &event = batch->events[from + i];
+        PendingEvent &event = events[order[i]];
         event.outcome = EventOutcome::Duplicate;
         if (returned < SPI_processed) {
             HeapTuple row = SPI_tuptable->vals[returned];
@@ -593,7 +608,7 @@ void ingest_batch_flush(IngestBatch *batch) {
 }
 
 int32 lookup_source_by_name(Oid schema, const char *name) {
-    const char *nsp = quote_identifier(get_namespace_name(schema));
+    const char *nsp = quoted_schema_name(schema);
     char *query = psprintf("SELECT id, enabled FROM %s.segment_sources WHERE name = $1", nsp);
     Oid types[1] = {TEXTOID};
     Datum values[1] = {CStringGetTextDatum(name)};
@@ -616,6 +631,24 @@ int32 lookup_source_by_name(Oid schema, const char *name) {
              errhint("Enable it with UPDATE segment_sources SET enabled = true WHERE name = '%s'.", name)));
     }
     return id;
+}
+
+void ingest_forget_plans() {
+    plans.stale = true;
+}
+
+int compare_events_by_key(const PendingEvent *a, const PendingEvent *b) {
+    if (a->source_id != b->source_id) {
+        return a->source_id < b->source_id ? -1 : 1;
+    }
+    text *left = DatumGetTextPP(a->text_columns[0]);
+    text *right = DatumGetTextPP(b->text_columns[0]);
+    const int left_length = VARSIZE_ANY_EXHDR(left), right_length = VARSIZE_ANY_EXHDR(right);
+    const int order = memcmp(VARDATA_ANY(left), VARDATA_ANY(right), Min(left_length, right_length));
+    if (order != 0) {
+        return order;
+    }
+    return left_length < right_length ? -1 : (left_length > right_length ? 1 : 0);
 }
 
 }  // namespace segment_pg

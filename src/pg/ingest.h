@@ -76,10 +76,18 @@ void ingest_batch_flush(IngestBatch *batch);
 // Forgets everything pending (after the caller has read the outcomes).
 void ingest_batch_reset(IngestBatch *batch);
 
+// Orders two events by (source_id, message_id bytes): the one order in which every worker writes, so that
+// concurrent batches with overlapping messages never wait for each other in a cycle.
+int compare_events_by_key(const PendingEvent *a, const PendingEvent *b);
+
 // Whether an error is about one message (store the rest) or about the database (retry everything later).
 bool error_is_about_the_message(int sqlerrcode);
 
 // Looks up a source by name in the extension's schema (needs SPI). Errors when unknown or disabled.
 int32 lookup_source_by_name(Oid schema, const char *name);
+
+// Forgets the prepared INSERTs, so that the next flush prepares them again against the catalog as it is now
+// (after a failed batch: the schema may have been renamed or the tables re-created).
+void ingest_forget_plans();
 
 }  // namespace segment_pg

@@ -41,6 +41,9 @@ void _PG_init(void) {
     segment_pg::define_settings();
     if (process_shared_preload_libraries_in_progress) {
         segment_pg::install_shared_memory_hooks();
-        segment_pg::register_workers();
+        // pg_upgrade runs the server in binary-upgrade mode: no worker may write to it.
+        if (!IsBinaryUpgrade) {
+            segment_pg::register_workers();
+        }
     }
 }

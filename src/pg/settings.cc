@@ -13,6 +13,10 @@ Settings settings;
 
 namespace {
 
+// 1023MB: below MaxAllocSize (1GB - 1), so a body and its copies fit in one Postgres allocation.
+constexpr int kMaxRequestSize = 1023 * 1024 * 1024;
+static_assert(kMaxRequestSize + 2 * VARHDRSZ < MaxAllocSize, "a request body must fit in one allocation");
+
 void define_postmaster_settings() {
     DefineCustomIntVariable("segment_webhook.workers", "Number of HTTP ingest workers.",
                             "Each listens on the same port (SO_REUSEPORT). Needs a restart.",
@@ -41,9 +45,16 @@ void define_reloadable_settings() {
                             "Longest time a received message waits for others to share its transaction.",
                             nullptr, &settings.batch_delay_ms, 5, 0, 10000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
                             nullptr, nullptr);
+    // A body must fit in one Postgres allocation, with room for the varlena header of its dead-letter copy.
     DefineCustomIntVariable("segment_webhook.max_request_size", "Largest request body accepted (413 beyond).",
-                            "Segment does not retry a 413, so keep this generous.",
-                            &settings.max_request_size, 16 * 1024 * 1024, 1024, INT_MAX, PGC_SIGHUP,
+                            "Segment does not retry a 413, so keep this generous. At most 1023MB: a body "
+                            "must fit in one Postgres allocation.",
+                            &settings.max_request_size, 16 * 1024 * 1024, 1024, kMaxRequestSize, PGC_SIGHUP,
+                            GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("segment_webhook.max_buffered_bytes",
+                            "Bytes that unanswered requests may hold in one worker at most.",
+                            "Past it, new requests are answered 503 server_busy with Retry-After.",
+                            &settings.max_buffered_bytes, 256 * 1024 * 1024, 1024 * 1024, INT_MAX, PGC_SIGHUP,
                             GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("segment_webhook.max_header_size", "Largest request head accepted (431 beyond).",
                             nullptr, &settings.max_header_size, 16 * 1024, 1024, 1024 * 1024, PGC_SIGHUP,
@@ -67,7 +78,6 @@ void define_reloadable_settings() {
         "is answered 503 instead of keeping the senders waiting.",
         nullptr, &settings.lock_timeout_ms, 2000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
         nullptr);
-    MarkGUCPrefixReserved("segment_webhook");
     DefineCustomStringVariable(
         "segment_webhook.cors_origins",
         "Browser origins allowed to send events (comma-separated; * for any).",
@@ -95,6 +105,7 @@ void define_settings() {
         define_postmaster_settings();
     }
     define_reloadable_settings();
+    // Last: it discards pending postgresql.conf values of segment_webhook.* names not defined by now.
     MarkGUCPrefixReserved("segment_webhook");
 }
 

@@ -15,6 +15,7 @@ struct Settings {
     int batch_size;
     int batch_delay_ms;
     int max_request_size;
+    int max_buffered_bytes;
     int max_header_size;
     int max_connections;
     int read_timeout_ms;

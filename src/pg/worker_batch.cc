@@ -1,0 +1,278 @@
+// The HTTP worker's batches: each request the server hands out is answered at once (errors, /health) or
+// queued; queued requests are written in one transaction and answered after its COMMIT (200 with counts, 400
+// for a body that is not JSON, 503 with Retry-After when the database could not commit). See worker_state.h.
+// Core headers (through worker_state.h) before any Postgres header.
+#include "pg/worker_state.h"
+#include "pg/cpp_guard.h"
+#include "pg/jsonb_builder.h"
+#include "pg/settings.h"
+#include "pg/shared.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "pg/postgres_headers.h"
+
+extern "C" {
+#include "pgstat.h"
+}
+
+namespace segment_pg {
+namespace {
+
+void respond_error(uint64_t connection, int status, const char *code, const char *message, bool retry,
+                   const std::vector<std::pair<std::string, std::string>> *headers = nullptr) {
+    add_to_counter(kRequests);
+    if (status < 500) {
+        add_to_counter(kRequestErrors);
+    }
+    run_cpp("answering a request", [&] {
+        segment::HttpResponse response = segment::json_error_response(status, code, message, false);
+        if (retry) {
+            response.retry_after_seconds = static_cast<uint32_t>(settings.retry_after_s);
+        }
+        if (headers != nullptr) {
+            response.extra_headers = *headers;
+        }
+        state->server->respond(connection, response, now_ms());
+    });
+}
+
+void answer_pending(bool committed, const char *failure_code, const char *failure) {
+    const size_t count = state->pending.size();
+    if (committed) {
+        for (int i = 0; i < batch.event_count; ++i) {
+            PendingRequest &request = state->pending[static_cast<size_t>(batch.events[i].request)];
+            switch (batch.events[i].outcome) {
+                case EventOutcome::Stored:
+                    ++request.accepted;
+                    break;
+                case EventOutcome::Duplicate:
+                    ++request.duplicates;
+                    break;
+                default:
+                    break;
+            }
+        }
+        for (int i = 0; i < batch.rejection_count; ++i) {
+            ++state->pending[static_cast<size_t>(batch.rejections[i].request)].rejected;
+        }
+    }
+    for (size_t i = 0; i < count; ++i) {
+        const PendingRequest &request = state->pending[i];
+        if (!committed) {
+            respond_error(request.connection, 503, failure_code, failure, true, &request.headers);
+        } else if (request.invalid_json) {
+            respond_error(request.connection, 400, "invalid_json", request.json_error.c_str(), false,
+                          &request.headers);
+        } else {
+            char body[160];
+            snprintf(body, sizeof body,
+                     "{\"success\":true,\"accepted\":" INT64_FORMAT ",\"duplicates\":" INT64_FORMAT
+                     ",\"rejected\":" INT64_FORMAT "}",
+                     request.accepted, request.duplicates, request.rejected);
+            run_cpp("answering a request", [&] {
+                segment::HttpResponse response;
+                response.body = body;
+                response.extra_headers = request.headers;
+                state->server->respond(request.connection, response, now_ms());
+                add_to_counter(kRequests);
+            });
+        }
+    }
+}
+
+// Queues the body of pending request `index` into the batch (in the batch's transaction).
+void queue_request(size_t index) {
+    PendingRequest &request = state->pending[index];
+    const std::string &body = request.body_rewritten ? request.rewritten_body : request.request->body();
+    if (!request.invalid_json) {
+        char *error_message = nullptr;
+        MemoryContext caller = MemoryContextSwitchTo(batch.context);
+        Jsonb *jsonb = json_to_jsonb(body.data(), body.size(), &error_message);
+        MemoryContextSwitchTo(caller);
+        if (jsonb != nullptr) {
+            ingest_queue_body(&batch, request.source_id, static_cast<int32>(index), request.received_at,
+                              jsonb, request.has_implied_type ? &request.implied_type : nullptr,
+                              request.client_ip.empty() ? nullptr : request.client_ip.c_str());
+            return;
+        }
+        run_cpp("recording a parse error", [&] {
+            request.invalid_json = true;
+            request.json_error = error_message;
+        });
+    }
+    ingest_queue_rejection(&batch, request.source_id, static_cast<int32>(index), request.received_at,
+                           "invalid_json", request.json_error.c_str(), body.data(), body.size());
+}
+
+}  // namespace
+
+// Writes every pending request in one transaction, then answers them all: 200 (or 400 for a body that is not
+// JSON, stored as a dead letter) after COMMIT, 503 with Retry-After if the database could not commit.
+void flush_pending() {
+    if (state->pending.empty()) {
+        return;
+    }
+    MemoryContext worker_context = CurrentMemoryContext;
+    volatile bool committed = false;
+    char failure[512] = "";
+    const char *volatile failure_code = "database_unavailable";
+    const int64 stored_before = batch.stored, duplicates_before = batch.duplicates,
+                rejected_before = batch.rejected;
+    pgstat_report_activity(STATE_RUNNING, "segment_webhook: storing a batch");
+    PG_TRY();
+    {
+        begin_worker_transaction();
+        batch.schema = state->schema;
+        for (size_t i = 0; i < state->pending.size(); ++i) {
+            queue_request(i);
+        }
+        ingest_batch_flush(&batch);
+        commit_worker_transaction();
+        committed = true;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(worker_context);
+        ErrorData *error = CopyErrorData();
+        FlushErrorState();
+        abort_worker_transaction();
+        snprintf(failure, sizeof failure, "the database could not store the batch: %s", error->message);
+        char message[512];
+        snprintf(message, sizeof message, "batches are not stored: %s", error->message);
+        note_write_failure(kBatchFailure, error->sqlerrcode, message);
+        failure_code = state->failure_code;
+        FreeErrorData(error);
+        // A dropped extension or a changed schema shows up here first.
+        state->next_extension_check_ms = 0;
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(worker_context);
+    if (!committed) {
+        state->next_health_probe_ms = 0;  // /health probes again instead of trusting an older success
+    }
+    if (committed) {
+        note_write_success();
+    }
+    answer_pending(committed, failure_code, failure);
+    ingest_batch_reset(&batch);
+    run_cpp("clearing the batch", [] {
+        state->pending.clear();
+        state->pending_messages = 0;
+        state->first_pending_ms = -1;
+    });
+    if (committed) {
+        add_to_counter(kBatchesCommitted);
+        add_to_counter(kEventsStored, static_cast<uint64>(batch.stored - stored_before));
+        add_to_counter(kDuplicates, static_cast<uint64>(batch.duplicates - duplicates_before));
+        add_to_counter(kRejected, static_cast<uint64>(batch.rejected - rejected_before));
+        set_last_commit(GetCurrentTimestamp());
+        pgstat_report_stat(false);
+    } else {
+        add_to_counter(kBatchesFailed);
+        batch.stored = stored_before;
+        batch.duplicates = duplicates_before;
+        batch.rejected = rejected_before;
+    }
+    pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+namespace {
+
+// /health: 200 when the extension exists and a write transaction commits (probed at most once a second).
+void answer_health(uint64_t connection) {
+    const int64 now = now_ms();
+    if (OidIsValid(state->schema) && now >= state->next_health_probe_ms) {
+        state->health_ok = run_database_step(probe_commit, "probing the database for /health");
+        state->next_health_probe_ms = now + 1000;
+    }
+    if (!OidIsValid(state->schema)) {
+        respond_error(connection, 503, "extension_missing",
+                      "the segment_webhook extension is not installed in the worker's database", true);
+    } else if (!state->health_ok || shutdown_requested) {
+        respond_error(connection, 503, "database_unavailable",
+                      shutdown_requested ? "the server is shutting down" : "the database cannot commit",
+                      true);
+    } else {
+        run_cpp("answering /health", [&] {
+            segment::HttpResponse response;
+            response.body = "{\"status\":\"ok\"}";
+            state->server->respond(connection, response, now_ms());
+            add_to_counter(kRequests);
+        });
+    }
+}
+
+}  // namespace
+
+// Decides what to do with each request the server handed out: answer at once, or add it to the batch.
+void take_ready_requests() {
+    const size_t count = run_cpp("reading requests", [] { return state->ready.size(); });
+    for (size_t i = 0; i < count; ++i) {
+        const TimestampTz received_at = GetCurrentTimestamp();
+        const bool health = run_cpp("routing a request", [&] {
+            const segment::ReadyRequest &ready = state->ready[i];
+            segment::WebhookContext context;
+            context.sources = &state->sources;
+            context.ingest_available = OidIsValid(state->schema) && !shutdown_requested;
+            if (!OidIsValid(state->schema)) {
+                context.unavailable_code = "extension_missing";
+                context.unavailable_message =
+                    "the segment_webhook extension is not installed in database \"" +
+                    std::string(settings.database) + "\"; run CREATE EXTENSION segment_webhook";
+            } else {
+                context.unavailable_code = "shutting_down";
+                context.unavailable_message = "the server is shutting down; retry";
+            }
+            context.retry_after_seconds = static_cast<uint32_t>(settings.retry_after_s);
+            context.max_body_bytes = static_cast<size_t>(settings.max_request_size);
+            context.cors_origins = state->cors_origins;
+            context.trust_proxy = settings.trust_proxy;
+            segment::WebhookDecision decision = segment::decide(*ready.request, ready.peer, context);
+            if (decision.action == segment::WebhookAction::Health) {
+                return true;
+            }
+            if (decision.action == segment::WebhookAction::Respond) {
+                state->server->respond(ready.connection, decision.response, now_ms());
+                add_to_counter(kRequests);
+                if (decision.response.status >= 400 && decision.response.status < 500) {
+                    add_to_counter(kRequestErrors);
+                }
+                return false;
+            }
+            add_to_counter(kBytesReceived, ready.request->body().size());
+            PendingRequest pending;
+            pending.connection = ready.connection;
+            pending.request = ready.request;
+            pending.source_id = decision.source_id;
+            pending.received_at = received_at;
+            pending.invalid_json = !decision.json.valid;
+            pending.json_error = decision.json.error;
+            pending.body_rewritten = decision.body_rewritten;
+            pending.rewritten_body = std::move(decision.rewritten_body);
+            pending.has_implied_type = decision.implied_type.has_value();
+            pending.implied_type = decision.implied_type.value_or(segment::MessageType::Track);
+            pending.client_ip = std::move(decision.client_ip);
+            pending.headers = std::move(decision.headers);
+            pending.accepted = pending.duplicates = pending.rejected = 0;
+            state->pending.push_back(std::move(pending));
+            state->pending_messages +=
+                decision.json.valid ? static_cast<int>(decision.json.message_count) : 1;
+            if (state->first_pending_ms < 0) {
+                state->first_pending_ms = ready.received_ms;
+            }
+            return false;
+        });
+        if (health) {
+            answer_health(state->ready[i].connection);
+        }
+    }
+    run_cpp("reading requests", [] { state->ready.clear(); });
+}
+
+// Each connection is a descriptor: raise the soft limit to the hard one (often 1,024 soft under systemd or
+// runuser, far fewer than max_connections), and say so when max_connections cannot fit.
+
+}  // namespace segment_pg

@@ -1,0 +1,254 @@
+// Every transaction the HTTP worker runs, its catalog look-ups and how it reports database failures. See
+// worker_state.h. Plain C-style frames: they call Postgres and may longjmp, so the only C++ objects they
+// touch are reached through `state` inside run_cpp(). Core headers (through worker_state.h) before any
+// Postgres header.
+#include "pg/worker_state.h"
+#include "pg/catalog.h"
+#include "pg/cpp_guard.h"
+#include "pg/settings.h"
+
+#include "pg/postgres_headers.h"
+
+extern "C" {
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+}
+
+namespace segment_pg {
+namespace {
+
+// The user and security context the worker connected with, restored after each transaction.
+Oid session_user_id = InvalidOid;
+int session_security_context = 0;
+bool missing_role_warned = false;
+
+// The role that runs the ingest SQL: segment_webhook.role when set (the worker connected as it), else the
+// extension's segment_webhook_ingest role. Until that role exists (an installation of version 0.1 not yet
+// updated), the connecting role, with a warning.
+Oid ingest_user() {
+    if (settings.role[0] != '\0') {
+        return session_user_id;
+    }
+    const Oid role = find_ingest_role();
+    if (!OidIsValid(role) && !missing_role_warned) {
+        missing_role_warned = true;
+        ereport(WARNING,
+                (errmsg("segment_webhook: role \"%s\" does not exist; ingesting as the bootstrap superuser",
+                        kIngestRoleName),
+                 errhint("Run ALTER EXTENSION segment_webhook UPDATE to create it.")));
+    } else if (OidIsValid(role)) {
+        missing_role_warned = false;
+    }
+    return OidIsValid(role) ? role : session_user_id;
+}
+
+}  // namespace
+
+void begin_worker_transaction() {
+    if (!OidIsValid(session_user_id)) {
+        GetUserIdAndSecContext(&session_user_id, &session_security_context);
+    }
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    // Everything the transaction runs (our SQL, and any trigger a user adds to segment_events) runs as the
+    // ingest role; the flag keeps SET ROLE and SET SESSION AUTHORIZATION from escaping it.
+    SetUserIdAndSecContext(ingest_user(), session_security_context | SECURITY_LOCAL_USERID_CHANGE);
+    SPI_connect();
+    PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+void commit_worker_transaction() {
+    PopActiveSnapshot();
+    SPI_finish();
+    // The answers go out after this COMMIT: it must reach the local WAL on disk first, whatever
+    // synchronous_commit the server, database, role or a trigger chose. A stronger setting (on, remote_write,
+    // remote_apply: waiting for synchronous standbys) is kept. SET LOCAL: it lasts until the commit record.
+    if (synchronous_commit < SYNCHRONOUS_COMMIT_LOCAL_FLUSH) {
+        set_config_option("synchronous_commit", "local", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
+                          false);
+    }
+    CommitTransactionCommand();
+    SetUserIdAndSecContext(session_user_id, session_security_context);
+}
+
+void abort_worker_transaction() {
+    AbortCurrentTransaction();
+    if (OidIsValid(session_user_id)) {
+        SetUserIdAndSecContext(session_user_id, session_security_context);
+    }
+}
+
+void report_ingest_role() {
+    if (settings.role[0] == '\0') {
+        ereport(LOG, (errmsg("segment_webhook: worker %d runs the ingest SQL as role \"%s\"", worker_number,
+                             kIngestRoleName)));
+        return;
+    }
+    // Connected as segment_webhook.role: its superuser bit is read from the catalog in a transaction.
+    StartTransactionCommand();
+    const bool superuser = superuser_arg(GetUserId());
+    CommitTransactionCommand();
+    if (superuser) {
+        ereport(WARNING,
+                (errmsg("segment_webhook: worker %d runs the ingest SQL as superuser \"%s\"", worker_number,
+                        settings.role),
+                 errdetail("Any trigger on segment_events then runs as a superuser too."),
+                 errhint("Leave segment_webhook.role empty to ingest as the unprivileged role \"%s\".",
+                         kIngestRoleName)));
+    }
+}
+
+bool run_database_step(void (*step)(), const char *what) {
+    MemoryContext worker_context = CurrentMemoryContext;
+    volatile bool ok = true;
+    PG_TRY();
+    { step(); }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(worker_context);
+        ErrorData *error = CopyErrorData();
+        FlushErrorState();
+        abort_worker_transaction();
+        char message[512];
+        snprintf(message, sizeof message, "%s failed: %s", what, error->message);
+        note_write_failure(kStepFailure, error->sqlerrcode, message);
+        FreeErrorData(error);
+        ok = false;
+        // The extension, its schema or a table may be gone: look again at once.
+        state->next_extension_check_ms = 0;
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(worker_context);
+    return ok;
+}
+
+void note_write_failure(FailureKind kind, int sqlerrcode, const char *message) {
+    state->failure_code = storage_error_code(sqlerrcode);
+    char *logged = state->failure_logged[kind];
+    if (strncmp(logged, message, sizeof state->failure_logged[kind] - 1) != 0) {
+        ereport(WARNING, (errmsg("segment_webhook: worker %d: %s", worker_number, message),
+                          errdetail("Requests are answered 503 %s with Retry-After until this is fixed; this "
+                                    "is logged once while it lasts.",
+                                    state->failure_code)));
+        snprintf(logged, sizeof state->failure_logged[kind], "%s", message);
+    }
+    ingest_forget_plans();
+}
+
+void note_write_success() {
+    if (state->failure_logged[kBatchFailure][0] != '\0') {
+        ereport(LOG, (errmsg("segment_webhook: worker %d stores events again", worker_number)));
+    }
+    state->failure_code = nullptr;
+    state->failure_logged[kBatchFailure][0] = '\0';
+    state->failure_logged[kStepFailure][0] = '\0';
+}
+
+// Looks the extension up (in a transaction of its own) and remembers its schema.
+void check_extension() {
+    begin_worker_transaction();
+    const Oid schema = find_extension(nullptr);
+    commit_worker_transaction();
+    if (OidIsValid(schema) && schema != state->schema) {
+        ereport(LOG, (errmsg("segment_webhook: extension found, ingesting")));
+        state->extension_missing_logged = false;
+        state->next_source_refresh_ms = 0;
+        ingest_forget_plans();
+    } else if (!OidIsValid(schema) && !state->extension_missing_logged) {
+        ereport(LOG,
+                (errmsg("segment_webhook: extension segment_webhook is not installed in database \"%s\"",
+                        settings.database),
+                 errhint("Run CREATE EXTENSION segment_webhook there; the worker answers 503 until then.")));
+        state->extension_missing_logged = true;
+    }
+    if (!OidIsValid(schema) && OidIsValid(state->schema)) {
+        // Known sources must not outlive the extension: a re-created one has new keys.
+        run_cpp("forgetting sources", [] { state->sources.replace({}); });
+    }
+    state->schema = schema;
+}
+
+// Reloads segment_sources into the directory the request checks use.
+void refresh_sources() {
+    struct Row {
+        int32 id;
+        bool enabled;
+        char *name, *write_key, *secret;
+    };
+    Row *rows = nullptr;
+    int count = 0;
+    MemoryContext worker_context = CurrentMemoryContext;
+    begin_worker_transaction();
+    char *query = psprintf("SELECT id, enabled, name, write_key, shared_secret FROM %s.segment_sources",
+                           quoted_schema_name(state->schema));
+    int rc = SPI_execute(query, true, 0);
+    if (rc != SPI_OK_SELECT) {
+        elog(ERROR, "could not read segment_sources: %s", SPI_result_code_string(rc));
+    }
+    if (SPI_tuptable->tupdesc->natts < 5) {
+        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH), errmsg("segment_sources has too few columns")));
+    }
+    count = static_cast<int>(SPI_processed);
+    rows = static_cast<Row *>(MemoryContextAllocZero(worker_context, sizeof(Row) * (count > 0 ? count : 1)));
+    for (int i = 0; i < count; ++i) {
+        HeapTuple tuple = SPI_tuptable->vals[i];
+        bool id_null, enabled_null;
+        // By name and type, not by position alone: the table may have been altered.
+        const Datum id = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &id_null);
+        const Datum enabled = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &enabled_null);
+        if (SPI_gettypeid(SPI_tuptable->tupdesc, 1) != INT4OID ||
+            SPI_gettypeid(SPI_tuptable->tupdesc, 2) != BOOLOID) {
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("segment_sources.id must be integer and enabled boolean")));
+        }
+        rows[i].id = id_null ? 0 : DatumGetInt32(id);
+        rows[i].enabled = !enabled_null && DatumGetBool(enabled) && !id_null;
+        char *name = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 3);
+        char *key = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 4);
+        char *secret = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 5);
+        rows[i].name = MemoryContextStrdup(worker_context, name ? name : "");
+        rows[i].write_key = MemoryContextStrdup(worker_context, key ? key : "");
+        rows[i].secret = secret ? MemoryContextStrdup(worker_context, secret) : nullptr;
+    }
+    commit_worker_transaction();
+    MemoryContextSwitchTo(worker_context);
+
+    run_cpp("loading sources", [&] {
+        std::vector<segment::SourceInfo> sources;
+        sources.reserve(static_cast<size_t>(count));
+        for (int i = 0; i < count; ++i) {
+            if (rows[i].write_key[0] == '\0') {
+                continue;  // a key that was made NULL or empty matches nobody
+            }
+            segment::SourceInfo source;
+            source.id = rows[i].id;
+            source.enabled = rows[i].enabled;
+            source.name = rows[i].name;
+            source.write_key = rows[i].write_key;
+            if (rows[i].secret != nullptr) {
+                source.shared_secret = std::string(rows[i].secret);
+            }
+            sources.push_back(std::move(source));
+        }
+        state->sources.replace(std::move(sources));
+    });
+    for (int i = 0; i < count; ++i) {
+        pfree(rows[i].name);
+        pfree(rows[i].write_key);
+        if (rows[i].secret) {
+            pfree(rows[i].secret);
+        }
+    }
+    pfree(rows);
+}
+
+// Whether the database accepts a write transaction now: a transaction that takes a transaction id and commits
+// (fails on a standby, when WAL cannot be written, or when the database refuses connections' writes).
+void probe_commit() {
+    begin_worker_transaction();
+    (void)GetTopTransactionId();
+    commit_worker_transaction();
+}
+
+}  // namespace segment_pg
