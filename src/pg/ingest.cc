@@ -4,6 +4,7 @@
 #include "pg/ingest.h"
 #include "pg/catalog.h"
 #include "pg/direct_insert.h"
+#include "pg/rule_insert.h"
 #include "pg/settings.h"
 #include "pg/jsonb_message.h"
 
@@ -133,7 +134,14 @@ void insert_events(IngestBatch *batch, int from, int count) {
         order[i] = i;
     }
     qsort_arg(order, count, sizeof(int), compare_event_positions, events);
-    if (settings.direct_insert && insert_events_directly(batch->schema, events, order, count, &stored)) {
+    bool written =
+        settings.direct_insert && insert_events_directly(batch->schema, events, order, count, &stored);
+    if (!written && events_table_has_rules(batch->schema)) {
+        insert_events_with_rules(batch->schema, events, order, count,
+                                 &stored);  // ON CONFLICT is refused there
+        written = true;
+    }
+    if (written) {
         batch->stored += stored;
         batch->duplicates += count - stored;
         return;
@@ -635,6 +643,7 @@ int32 lookup_source_by_name(Oid schema, const char *name) {
 
 void ingest_forget_plans() {
     plans.stale = true;
+    forget_rule_insert_plans();
 }
 
 int compare_events_by_key(const PendingEvent *a, const PendingEvent *b) {

@@ -152,6 +152,16 @@ void flush_pending() {
     MemoryContextSwitchTo(worker_context);
     if (!committed) {
         state->next_health_probe_ms = 0;  // /health probes again instead of trusting an older success
+        // The extension itself may be gone (its schema dropped): say so rather than a symptom of it.
+        run_database_step(check_extension, "looking up the extension");
+        if (!OidIsValid(state->schema)) {
+            failure_code = "extension_missing";
+            snprintf(
+                failure, sizeof failure,
+                "the segment_webhook extension is not installed in database \"%s\"; run CREATE EXTENSION "
+                "segment_webhook",
+                settings.database);
+        }
     }
     if (committed) {
         note_write_success();
