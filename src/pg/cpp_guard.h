@@ -11,9 +11,8 @@
 // noexcept and return plain values (views, numbers) may be made directly.
 #pragma once
 
-#include <cstdio>
-#include <exception>
-#include <new>
+#include "core/cpp_failure.h"
+
 #include <utility>
 
 #include "pg/postgres_headers.h"
@@ -22,25 +21,18 @@ namespace segment_pg {
 
 template <typename Work>
 auto run_cpp(const char *what, Work &&work) -> decltype(work()) {
-    char message[512];
+    segment::CppFailure failure;
     bool failed = false;
-    int code = ERRCODE_INTERNAL_ERROR;
     try {
         return std::forward<Work>(work)();
-    } catch (const std::bad_alloc &) {
-        snprintf(message, sizeof message, "out of memory");
-        code = ERRCODE_OUT_OF_MEMORY;
-        failed = true;
-    } catch (const std::exception &error) {
-        snprintf(message, sizeof message, "%s", error.what());
-        failed = true;
     } catch (...) {
-        snprintf(message, sizeof message, "unknown C++ exception");
+        failure = segment::describe_current_exception();
         failed = true;
     }
     // Outside every catch block: no C++ exception object or frame is live across the longjmp.
     if (failed) {
-        ereport(ERROR, (errcode(code), errmsg("%s failed: %s", what, message)));
+        ereport(ERROR, (errcode(failure.out_of_memory ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INTERNAL_ERROR),
+                        errmsg("%s failed: %s", what, failure.message)));
     }
     pg_unreachable();
 }
