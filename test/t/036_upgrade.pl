@@ -1,0 +1,284 @@
+# Upgrades in place. An installation of version 0.1, written to over HTTP and by segment_ingest() while the
+# worker of the new library runs (as the bootstrap superuser, said once in the log), keeps every source, event,
+# dead letter and sequence position through ALTER EXTENSION segment_webhook UPDATE; the same worker (no restart)
+# goes on ingesting at once, now as the role segment_webhook_ingest, and a 0.1 dead letter can be replayed.
+# For every install script older than the default version, in the default schema and in another one, a database
+# created at that version and updated has the same schema as a database created at the default version: the same
+# pg_dump --schema-only, and the same --binary-upgrade dump (the one pg_upgrade uses, which lists every member
+# object of the extension with its privileges and comments; OIDs masked). Finally the server started in
+# binary-upgrade mode (postgres -b, as pg_upgrade does) starts no worker and opens no HTTP port.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use SegmentWebhookTest;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my ($node, $port) = start_webhook_node('upgrade', create_extension => 0);
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+my $bootstrap_user = sql('SELECT current_user');
+my $listening = qr/segment_webhook: worker 0 listening on 127\.0\.0\.1:$port\b/;
+
+# --- Version 0.1, written to while the worker runs -------------------------------------------------------------
+my $offset = log_offset($node);
+sql(q{CREATE EXTENSION segment_webhook VERSION '0.1'});
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.1', 'version 0.1 installed');
+is(sql(q{SELECT count(*) FROM pg_roles WHERE rolname = 'segment_webhook_ingest'}), '0',
+    'version 0.1 creates no ingest role');
+ok(defined wait_for_log_within($node, qr/segment_webhook: extension found, ingesting/, $offset, 30),
+    'the worker finds the 0.1 extension');
+my $worker_pid = (worker_pids($node))[0];
+ok($worker_pid, 'the worker runs');
+
+my $plain_key = sql(q{SELECT segment_create_source('plain')});
+my $secret = 'upgrade-shared-secret';
+my $signed_key = sql(qq{SELECT segment_create_source('signed', '$secret')});
+
+# Who runs the worker's SQL: a trigger writes it into the event name.
+sql(q{
+    CREATE FUNCTION record_ingest_user() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.event := current_user || '/' || (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+        RETURN NEW;
+    END
+    $$;
+    CREATE TRIGGER record_ingest_user BEFORE INSERT ON segment_events
+        FOR EACH ROW WHEN (NEW.event = 'who') EXECUTE FUNCTION record_ingest_user();
+});
+
+my $response;
+ok( wait_until(15, sub {
+            $response = post_webhook($port, encode_json_compact(track_message('v1-plain-1')),
+                key => $plain_key, quiet => 1);
+            $response && $response->{status} == 200;
+        }),
+    '0.1: an event over HTTP is answered 200')
+  or diag('last answer: ' . ($response ? "$response->{status} $response->{body}" : 'none'));
+my $batch = encode_json_compact([ map { track_message("v1-signed-$_") } 1 .. 3 ]);
+$response = post_webhook($port, $batch, key => $signed_key, secret => $secret);
+is($response && $response->{status}, 200, '0.1: a signed batch is answered 200');
+is((decode_json_body($response) // {})->{accepted}, 3, '0.1: the signed batch is stored');
+$response = post_webhook($port, encode_json_compact(track_message('v1-who', event => 'who')), key => $plain_key);
+is($response && $response->{status}, 200, '0.1: an event through the trigger is answered 200');
+is(sql(q{SELECT event FROM segment_events WHERE message_id = 'v1-who'}), "$bootstrap_user/true",
+    '0.1: the worker ingests as the bootstrap superuser');
+
+# Dead letters: a message without type over HTTP, an unknown type through segment_ingest().
+my $untyped = { event => 'No Type', userId => 'user-1', messageId => 'v1-untyped' };
+$response = post_webhook($port, encode_json_compact($untyped), key => $plain_key);
+is($response && $response->{status}, 200, '0.1: a message without type is answered 200');
+is((decode_json_body($response) // {})->{rejected}, 1, '0.1: and dead-lettered');
+is( sql(q{SELECT segment_ingest('plain', '[{"type":"track","event":"S","userId":"u","messageId":"v1-sql-1"},
+                                            {"type":"track","event":"S","userId":"u","messageId":"v1-sql-2"},
+                                            {"type":"bogus","userId":"u","messageId":"v1-bogus"}]')}),
+    '2', '0.1: segment_ingest() stores two events');
+is(sql('SELECT count(*) FROM segment_rejected'), '2', '0.1: two dead letters');
+
+my $role_warning = qr/WARNING:  segment_webhook: role "segment_webhook_ingest" does not exist; ingesting as the bootstrap superuser/;
+my $role_warnings = () = slurp_file($node->logfile) =~ /$role_warning/g;
+is($role_warnings, 1, '0.1: the worker says once that it ingests as the bootstrap superuser');
+
+# Everything 0.1 holds, to compare after the update.
+my %tables = (
+    segment_sources => 'id',
+    segment_events => 'id',
+    segment_rejected => 'id',
+);
+sub snapshot
+{
+    my %snapshot;
+    for my $table (sort keys %tables)
+    {
+        $snapshot{$table} = sql("SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), ''))
+                                 FROM $table t");
+        $snapshot{"${table}_id_seq"} = sql("SELECT last_value || ' ' || is_called FROM ${table}_id_seq");
+    }
+    return \%snapshot;
+}
+my $before = snapshot();
+like($before->{segment_events}, qr/^7 /, 'seven events before the update');
+like($before->{segment_sources}, qr/^2 /, 'two sources before the update');
+
+# --- ALTER EXTENSION UPDATE with the worker running -------------------------------------------------------------
+$offset = log_offset($node);
+sql('ALTER EXTENSION segment_webhook UPDATE');
+my $default_version = sql(q{SELECT default_version FROM pg_available_extensions WHERE name = 'segment_webhook'});
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.2', 'updated to 0.2');
+is($default_version, '0.2', '0.2 is the default version');
+is_deeply(snapshot(), $before, 'every source, event and dead letter and every sequence position is unchanged');
+is(sql(q{SELECT rolsuper::text || rolcanlogin::text FROM pg_roles WHERE rolname = 'segment_webhook_ingest'}),
+    'falsefalse', 'the update creates the ingest role, no superuser, no login');
+ok(sql(q{SELECT to_regprocedure('segment_replay(bigint,jsonb)') IS NOT NULL}) eq 't',
+    'the update adds segment_replay()');
+
+ok( wait_until(15, sub {
+            $response = post_webhook($port, encode_json_compact(track_message('v2-who', event => 'who')),
+                key => $plain_key, quiet => 1);
+            $response && $response->{status} == 200;
+        }),
+    'after the update the worker answers 200')
+  or diag('last answer: ' . ($response ? "$response->{status} $response->{body}" : 'none'));
+is(sql(q{SELECT event FROM segment_events WHERE message_id = 'v2-who'}), 'segment_webhook_ingest/false',
+    'after the update the worker ingests as segment_webhook_ingest');
+$response = post_webhook($port, encode_json_compact([ track_message('v2-signed-1') ]),
+    key => $signed_key, secret => $secret);
+is($response && $response->{status}, 200, 'after the update a signed request is answered 200');
+is((worker_pids($node))[0], $worker_pid, 'the worker was not restarted');
+unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializing/, 'no crash during the update');
+$role_warnings = () = slurp_file($node->logfile) =~ /$role_warning/g;
+is($role_warnings, 1, 'the missing-role warning is not repeated');
+
+# A 0.1 dead letter replayed, fixed, with the function 0.2 adds.
+my $untyped_id = sql(q{SELECT id FROM segment_rejected WHERE message_id = 'v1-untyped'});
+is( sql(qq{SELECT segment_replay($untyped_id,
+        '{"type":"track","event":"No Type","userId":"user-1","messageId":"v1-untyped"}')}),
+    '1', 'a 0.1 dead letter is replayed');
+is(sql(q{SELECT count(*) FROM segment_events WHERE message_id = 'v1-untyped'}), '1', 'the replayed event is stored');
+is(sql(qq{SELECT count(*) FROM segment_rejected WHERE id = $untyped_id}), '0', 'and its dead letter is gone');
+
+# --- Every upgrade path ends where a fresh installation starts --------------------------------------------------
+# Versions are those of this tree's install scripts (segment_webhook--V.sql; upgrade scripts name two versions).
+sub version_parts { return map { $_ + 0 } split /\./, $_[0]; }
+sub version_compare
+{
+    my @a = version_parts($_[0]);
+    my @b = version_parts($_[1]);
+    while (@a || @b)
+    {
+        my $cmp = (shift(@a) // 0) <=> (shift(@b) // 0);
+        return $cmp if $cmp;
+    }
+    return 0;
+}
+my $sql_dir = "$FindBin::RealBin/../../sql";
+my ($control_version) = slurp_file("$FindBin::RealBin/../../segment_webhook.control") =~ /^default_version\s*=\s*'([^']+)'/m;
+is($default_version, $control_version, "the installed default version is this tree's ($control_version)");
+opendir(my $dir, $sql_dir) or die "cannot read $sql_dir: $!";
+my @older_versions = sort { version_compare($a, $b) } grep { version_compare($_, $control_version) < 0 }
+  map { /^segment_webhook--([^-]+)\.sql$/ ? ($1) : () } readdir $dir;
+closedir $dir;
+ok(scalar @older_versions, 'older install scripts: ' . join(', ', @older_versions));
+
+sub pg_dump_schema
+{
+    my ($database, @options) = @_;
+    my ($stdout, $stderr);
+    my $ok = IPC::Run::run(
+        [ $node->installed_command('pg_dump'), '--schema-only', @options, '-d', $node->connstr($database) ],
+        '<', \undef, '>', \$stdout, '2>', \$stderr);
+    diag("pg_dump of $database failed: $stderr") unless $ok;
+    return undef unless $ok;
+    # pg_dump fences its output with a random key (\restrict KEY ... \unrestrict KEY) since 15.14.
+    return join "\n", grep { !/^\\(un)?restrict / } split /\n/, $stdout;
+}
+
+# The --binary-upgrade dump, with what differs between any two databases masked: object ids, transaction ids
+# and WAL positions (in the binary_upgrade_* calls, and quoted as in "SET relfrozenxid = '754'", "oid = '16695'").
+sub binary_upgrade_dump
+{
+    my $dump = pg_dump_schema($_[0], '--binary-upgrade') // return undef;
+    return join "\n", map {
+        my $line = s{'\d+'}{'N'}gr;
+        $line =~ /binary_upgrade_/ ? $line =~ s{[0-9A-F]+/[0-9A-F]+}{LSN}gr =~ s/\d+/N/gr : $line
+    } split /\n/, $dump;
+}
+
+sub same_text
+{
+    my ($got, $expected, $name) = @_;
+    if (defined $got && defined $expected && $got eq $expected)
+    {
+        pass($name);
+        return;
+    }
+    fail($name);
+    return unless defined $got && defined $expected;
+    my $work_dir = PostgreSQL::Test::Utils::tempdir();
+    append_to_file("$work_dir/fresh.sql", $expected);
+    append_to_file("$work_dir/updated.sql", $got);
+    IPC::Run::run([ 'diff', '-u', "$work_dir/fresh.sql", "$work_dir/updated.sql" ], '>', \my $diff);
+    diag($diff);
+}
+
+for my $schema ('public', 'seg')
+{
+    my $fresh = "fresh_$schema";
+    my $create_schema = $schema eq 'public' ? '' : "CREATE SCHEMA $schema;";
+    sql("CREATE DATABASE $fresh");
+    $node->safe_psql($fresh, "$create_schema CREATE EXTENSION segment_webhook SCHEMA $schema");
+    is($node->safe_psql($fresh, q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}),
+        $control_version, "fresh installation in schema $schema is at $control_version");
+    my $fresh_dump = pg_dump_schema($fresh);
+    my $fresh_binary_dump = binary_upgrade_dump($fresh);
+    for my $version (@older_versions)
+    {
+        my $updated = "updated_from_" . ($version =~ s/\W/_/gr) . "_$schema";
+        sql("CREATE DATABASE $updated");
+        $node->safe_psql($updated,
+            "$create_schema CREATE EXTENSION segment_webhook SCHEMA $schema VERSION '$version';"
+              . ' ALTER EXTENSION segment_webhook UPDATE');
+        is($node->safe_psql($updated, q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}),
+            $control_version, "$version updated in schema $schema is at $control_version");
+        same_text(pg_dump_schema($updated), $fresh_dump,
+            "schema $schema: pg_dump --schema-only after $version → $control_version is a fresh installation's");
+        same_text(binary_upgrade_dump($updated), $fresh_binary_dump,
+            "schema $schema: every object of $version → $control_version is a fresh installation's");
+    }
+}
+
+# --- Binary-upgrade mode: no worker, no HTTP port -------------------------------------------------------------
+$node->stop;
+$offset = log_offset($node);
+my ($pg_ctl_out, $pg_ctl_err);
+my $started = IPC::Run::run(
+    [ $node->installed_command('pg_ctl'), '-w', '-D', $node->data_dir, '-l', $node->logfile, '-o', '-b', 'start' ],
+    '<', \undef, '>', \$pg_ctl_out, '2>', \$pg_ctl_err);
+ok($started, 'the server starts in binary-upgrade mode') or diag("$pg_ctl_out\n$pg_ctl_err");
+SKIP:
+{
+    skip 'the server did not start in binary-upgrade mode', 4 unless $started;
+    is(sql('SHOW is_superuser'), 'on', 'a superuser connects in binary-upgrade mode');
+    # Something absent is only seen over time: watch for three seconds.
+    my ($workers_seen, $port_open) = (0, 0);
+    my $deadline = time + 3;
+    while (time < $deadline)
+    {
+        $workers_seen ||= sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segment_webhook worker'});
+        my $connection = http_connect($port, connect_timeout => 1);
+        if ($connection)
+        {
+            $port_open = 1;
+            $connection->close;
+        }
+        usleep(200_000);
+    }
+    is($workers_seen, 0, 'binary-upgrade mode: no segment_webhook worker in pg_stat_activity');
+    ok(!$port_open, 'binary-upgrade mode: the HTTP port refuses connections');
+    unlike(slurp_file($node->logfile, $offset), qr/segment_webhook: worker \d+ listening on/,
+        'binary-upgrade mode: no worker listens');
+    my ($stop_out, $stop_err);
+    ok( IPC::Run::run([ $node->installed_command('pg_ctl'), '-w', '-D', $node->data_dir, '-m', 'fast', 'stop' ],
+            '<', \undef, '>', \$stop_out, '2>', \$stop_err),
+        'the binary-upgrade server stops')
+      or diag("$stop_out\n$stop_err");
+}
+
+# Started normally again, the worker is back and ingests.
+$offset = log_offset($node);
+$node->start;
+ok(defined wait_for_log_within($node, $listening, $offset, 30), 'started normally, the worker listens again');
+ok( wait_until(15, sub {
+            $response = post_webhook($port, encode_json_compact(track_message('after-binary-upgrade')),
+                key => $plain_key, quiet => 1);
+            $response && $response->{status} == 200;
+        }),
+    'and ingests again')
+  or diag('last answer: ' . ($response ? "$response->{status} $response->{body}" : 'none'));
+is(sql(q{SELECT count(*) FROM segment_events WHERE message_id = 'after-binary-upgrade'}), '1', 'the event is stored');
+
+$node->stop;
+done_testing();
