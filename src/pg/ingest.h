@@ -63,6 +63,13 @@ void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, Times
                        Jsonb *body, const segment::MessageType *implied_type,
                        const char *client_ip = nullptr);
 
+// For a body that json_to_jsonb() refused: dead-letters each message holding a value Postgres cannot store,
+// on its own and with its own bytes, and queues the others as ingest_queue_body() would. Returns false (with
+// a palloc'd *error) when the body is not JSON at all; the caller then rejects the whole body.
+bool ingest_queue_unparsed_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
+                                const char *body, size_t length, const segment::MessageType *implied_type,
+                                const char *client_ip, char **error);
+
 // Queues one rejection of a whole body (e.g. invalid JSON). Copies `raw` and `detail`.
 void ingest_queue_rejection(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
                             const char *reason, const char *detail, const char *raw, size_t raw_length);

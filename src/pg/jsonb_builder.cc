@@ -43,6 +43,25 @@ bool key_equal(const JsonbPair &a, const JsonbPair &b) {
                        static_cast<size_t>(a.key.val.string.len)) == 0;
 }
 
+// Whether decoded text holds the UTF-8 form of a UTF-16 surrogate (ED A0..BF). The input was validated as
+// UTF-8, which excludes those bytes, so they can only come from a lone low-surrogate escape such as \udc00,
+// which RapidJSON encodes as it is instead of refusing (it refuses a lone high one). Stored, they would be
+// invalid UTF-8 inside jsonb.
+bool holds_surrogate(const char *text, size_t length) {
+    const char *end = text + length;
+    for (const char *at = text; at < end;) {
+        const void *found = std::memchr(at, 0xED, static_cast<size_t>(end - at));
+        if (found == nullptr) {
+            return false;
+        }
+        at = static_cast<const char *>(found) + 1;
+        if (at < end && static_cast<unsigned char>(*at) >= 0xA0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 // Builds the tree. Containers under construction live in std::vectors; a finished container is copied into
 // one palloc'd array and becomes a value of its parent.
 class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeBuilder> {
@@ -77,6 +96,10 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
     bool String(const char *text, rapidjson::SizeType length, bool) {
         if (std::memchr(text, '\0', length) != nullptr) {
             error = "the body contains \\u0000, which Postgres cannot store in text or jsonb";
+            return false;
+        }
+        if (holds_surrogate(text, length)) {
+            error = "the body contains a lone UTF-16 surrogate escape, which is not Unicode text";
             return false;
         }
         JsonbValue value;

@@ -1,0 +1,14 @@
+// Between the two halves of the ingest path (ingest.cc queues, ingest_write.cc writes); not for other
+// callers.
+#pragma once
+
+#include "pg/ingest.h"
+
+#include "pg/postgres_headers.h"
+
+namespace segment_pg {
+
+// Appends a rejection to the batch (in the batch's memory context; the caller has switched to it).
+void add_rejection(IngestBatch *batch, const PendingRejection &rejection);
+
+}  // namespace segment_pg
