@@ -78,23 +78,19 @@ is( sql(q{SELECT segment_ingest('plain', '[{"type":"track","event":"S","userId":
     '2', '0.1: segment_ingest() stores two events');
 is(sql('SELECT count(*) FROM segment_rejected'), '2', '0.1: two dead letters');
 
-my $role_warning = qr/WARNING:  segment_webhook: role "segment_webhook_ingest" does not exist; ingesting as the bootstrap superuser/;
+my $role_warning =
+  qr/WARNING:  segment_webhook: role "segment_webhook_ingest" does not exist; ingesting as the bootstrap superuser/;
 my $role_warnings = () = slurp_file($node->logfile) =~ /$role_warning/g;
 is($role_warnings, 1, '0.1: the worker says once that it ingests as the bootstrap superuser');
 
 # Everything 0.1 holds, to compare after the update.
-my %tables = (
-    segment_sources => 'id',
-    segment_events => 'id',
-    segment_rejected => 'id',
-);
 sub snapshot
 {
     my %snapshot;
-    for my $table (sort keys %tables)
+    for my $table (qw(segment_sources segment_events segment_rejected))
     {
-        $snapshot{$table} = sql("SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), ''))
-                                 FROM $table t");
+        $snapshot{$table} = sql(
+            "SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '')) FROM $table t");
         $snapshot{"${table}_id_seq"} = sql("SELECT last_value || ' ' || is_called FROM ${table}_id_seq");
     }
     return \%snapshot;
@@ -155,7 +151,8 @@ sub version_compare
     return 0;
 }
 my $sql_dir = "$FindBin::RealBin/../../sql";
-my ($control_version) = slurp_file("$FindBin::RealBin/../../segment_webhook.control") =~ /^default_version\s*=\s*'([^']+)'/m;
+my ($control_version) =
+  slurp_file("$FindBin::RealBin/../../segment_webhook.control") =~ /^default_version\s*=\s*'([^']+)'/m;
 is($default_version, $control_version, "the installed default version is this tree's ($control_version)");
 opendir(my $dir, $sql_dir) or die "cannot read $sql_dir: $!";
 my @older_versions = sort { version_compare($a, $b) } grep { version_compare($_, $control_version) < 0 }
