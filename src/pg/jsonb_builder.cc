@@ -5,6 +5,7 @@
 // Postgres error (it fails by returning false), and any C++ exception is caught before it leaves. Phase 2 is
 // C-style: converting number texts with numeric_in and serialising with JsonbValueToJsonb may raise errors,
 // so it runs under PG_TRY in a frame that holds no C++ object.
+#include "core/json_poison.h"
 #include "pg/jsonb_builder.h"
 
 #include <rapidjson/error/en.h>
@@ -43,25 +44,6 @@ bool key_equal(const JsonbPair &a, const JsonbPair &b) {
                        static_cast<size_t>(a.key.val.string.len)) == 0;
 }
 
-// Whether decoded text holds the UTF-8 form of a UTF-16 surrogate (ED A0..BF). The input was validated as
-// UTF-8, which excludes those bytes, so they can only come from a lone low-surrogate escape such as \udc00,
-// which RapidJSON encodes as it is instead of refusing (it refuses a lone high one). Stored, they would be
-// invalid UTF-8 inside jsonb.
-bool holds_surrogate(const char *text, size_t length) {
-    const char *end = text + length;
-    for (const char *at = text; at < end;) {
-        const void *found = std::memchr(at, 0xED, static_cast<size_t>(end - at));
-        if (found == nullptr) {
-            return false;
-        }
-        at = static_cast<const char *>(found) + 1;
-        if (at < end && static_cast<unsigned char>(*at) >= 0xA0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 // Builds the tree. Containers under construction live in std::vectors; a finished container is copied into
 // one palloc'd array and becomes a value of its parent.
 class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeBuilder> {
@@ -98,7 +80,9 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
             error = "the body contains \\u0000, which Postgres cannot store in text or jsonb";
             return false;
         }
-        if (holds_surrogate(text, length)) {
+        // RapidJSON encodes a lone low-surrogate escape (\udc00) as it is instead of refusing it; stored, it
+        // would be invalid UTF-8 inside jsonb.
+        if (segment::decoded_string_has_surrogate(text, length)) {
             error = "the body contains a lone UTF-16 surrogate escape, which is not Unicode text";
             return false;
         }
@@ -206,7 +190,10 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
 };
 
 // Phase 1: parse `buffer` (mutable, NUL-terminated) in place into `root`. Returns an error sentence, or null.
-const char *build_tree(char *buffer, JsonbValue &root, size_t &numbers, std::string &message) noexcept {
+// *number_too_big: RapidJSON refused a number beyond a double's range (1e400, or 400 digits), which numeric
+// may still hold.
+const char *build_tree(char *buffer, JsonbValue &root, size_t &numbers, std::string &message,
+                       bool &number_too_big) noexcept {
     try {
         TreeBuilder builder;
         rapidjson::InsituStringStream stream(buffer);
@@ -219,6 +206,7 @@ const char *build_tree(char *buffer, JsonbValue &root, size_t &numbers, std::str
             if (builder.error != nullptr) {
                 return builder.error;
             }
+            number_too_big = result.Code() == rapidjson::kParseErrorNumberTooBig;
             message = std::string("the body is not valid JSON: ") +
                       rapidjson::GetParseError_En(result.Code()) + " (at byte " +
                       std::to_string(result.Offset()) + ")";
@@ -270,6 +258,20 @@ char *take_error(MemoryContext context) {
     return sentence;
 }
 
+// Postgres' own parser, for what RapidJSON cannot do here (another database encoding, numbers beyond a
+// double).
+Jsonb *parse_with_jsonb_in(const char *text, size_t length, char **error) {
+    MemoryContext context = CurrentMemoryContext;
+    Jsonb *volatile result = nullptr;
+    char *copy = pnstrdup(text, length);
+    PG_TRY();
+    { result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(copy))); }
+    PG_CATCH();
+    { *error = take_error(context); }
+    PG_END_TRY();
+    return result;
+}
+
 }  // namespace
 
 Jsonb *json_to_jsonb(const char *text, size_t length, char **error) {
@@ -281,15 +283,7 @@ Jsonb *json_to_jsonb(const char *text, size_t length, char **error) {
     if (GetDatabaseEncoding() != PG_UTF8) {
         // Strings must be in the database's encoding, and RapidJSON's in-place parse stops at a NUL byte:
         // leave such bodies to Postgres' own parser, which knows both.
-        MemoryContext context = CurrentMemoryContext;
-        Jsonb *volatile result = nullptr;
-        char *copy = pnstrdup(text, length);
-        PG_TRY();
-        { result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(copy))); }
-        PG_CATCH();
-        { *error = take_error(context); }
-        PG_END_TRY();
-        return result;
+        return parse_with_jsonb_in(text, length, error);
     }
 
     char *buffer = static_cast<char *>(palloc(length + 1));
@@ -299,16 +293,26 @@ Jsonb *json_to_jsonb(const char *text, size_t length, char **error) {
     volatile size_t numbers = 0;
     char message_buffer[256];
     const char *failure;
+    bool number_too_big = false;
     {
         // The std::string lives only in this block, which calls nothing that can longjmp.
         std::string message;
         size_t found_numbers = 0;
-        failure = build_tree(buffer, root, found_numbers, message);
+        failure = build_tree(buffer, root, found_numbers, message, number_too_big);
         numbers = found_numbers;
         if (failure != nullptr) {
             snprintf(message_buffer, sizeof message_buffer, "%s", failure);
             failure = message_buffer;
         }
+    }
+    if (failure != nullptr && number_too_big) {
+        // Rare: let Postgres parse it, once the bytes are known to be UTF-8 (its parser does not check them).
+        pfree(buffer);
+        if (!pg_verify_mbstr(PG_UTF8, text, static_cast<int>(length), true)) {
+            *error = pstrdup("the body holds bytes that are not UTF-8");
+            return nullptr;
+        }
+        return parse_with_jsonb_in(text, length, error);
     }
     if (failure != nullptr) {
         *error = pstrdup(failure);

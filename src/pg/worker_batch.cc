@@ -92,10 +92,17 @@ void queue_request(size_t index) {
         MemoryContext caller = MemoryContextSwitchTo(batch.context);
         Jsonb *jsonb = json_to_jsonb(body.data(), body.size(), &error_message);
         MemoryContextSwitchTo(caller);
+        const segment::MessageType *implied_type = request.has_implied_type ? &request.implied_type : nullptr;
+        const char *client_ip = request.client_ip.empty() ? nullptr : request.client_ip.c_str();
         if (jsonb != nullptr) {
             ingest_queue_body(&batch, request.source_id, static_cast<int32>(index), request.received_at,
-                              jsonb, request.has_implied_type ? &request.implied_type : nullptr,
-                              request.client_ip.empty() ? nullptr : request.client_ip.c_str());
+                              jsonb, implied_type, client_ip);
+            return;
+        }
+        // A value Postgres cannot store costs only the message that holds it.
+        if (ingest_queue_unparsed_body(&batch, request.source_id, static_cast<int32>(index),
+                                       request.received_at, body.data(), body.size(), implied_type, client_ip,
+                                       &error_message)) {
             return;
         }
         run_cpp("recording a parse error", [&] {

@@ -31,7 +31,9 @@ Oid ingest_user() {
         return session_user_id;
     }
     const Oid role = find_ingest_role();
-    if (!OidIsValid(role) && !missing_role_warned) {
+    // Before CREATE EXTENSION the role is missing too, and nothing is ingested: warn only when the extension
+    // is there without it (installed at 0.1, not yet updated).
+    if (!OidIsValid(role) && OidIsValid(state->schema) && !missing_role_warned) {
         missing_role_warned = true;
         ereport(WARNING,
                 (errmsg("segment_webhook: role \"%s\" does not exist; ingesting as the bootstrap superuser",
