@@ -337,19 +337,31 @@ bool ndjson_to_array(std::string_view body, std::string &array, JsonCheck &check
     return check.valid;
 }
 
-}  // namespace
+constexpr std::string_view kNoWriteKeyMessage =
+    "no write key: send it as ?writeKey=, HTTP Basic user name, Bearer token or \"writeKey\" in the body";
 
-WebhookDecision decide(const HttpRequest &request, std::string_view peer, const WebhookContext &context) {
-    WebhookDecision decision;
+WebhookDecision &refuse(WebhookDecision &decision, int status, std::string_view code,
+                        std::string_view message) {
+    decision.action = WebhookAction::Respond;
+    decision.response = error(status, code, message);
+    decision.response.extra_headers = decision.headers;
+    return decision;
+}
+
+// Everything the request line and headers decide before the write key: the route, CORS, the method, and
+// whether ingest is available. Returns the route when the request may go on; nullptr when `decision` is final
+// (an answer to send, or /health). decide() and check_request_head() both start here, so they answer alike.
+const Route *admit_request(const HttpRequest &request, const WebhookContext &context,
+                           WebhookDecision &decision) {
     const std::string_view path = request.path();
     if (path == "/health") {
         if (request.method() != "GET" && request.method() != "HEAD") {
             decision.response = error(405, "method_not_allowed", "use GET for /health");
             decision.response.allow = "GET, HEAD";
-            return decision;
+            return nullptr;
         }
         decision.action = WebhookAction::Health;
-        return decision;
+        return nullptr;
     }
     const Route *route = find_route(path);
     if (route == nullptr) {
@@ -357,7 +369,7 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
             error(404, "not_found",
                   "no such endpoint; webhooks are received at /v1/webhook, the tracking API at "
                   "/v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias and /v1/batch");
-        return decision;
+        return nullptr;
     }
 
     // CORS: browsers (analytics.js) send from other origins; every answer carries the allowed origin.
@@ -366,7 +378,7 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
         if (!origin_allowed(*origin, context)) {
             decision.response =
                 error(403, "origin_not_allowed", "this origin is not in segment_webhook.cors_origins");
-            return decision;
+            return nullptr;
         }
         if (allows_any_origin(context)) {
             decision.headers.emplace_back("Access-Control-Allow-Origin", "*");
@@ -389,7 +401,7 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
                       : "Content-Type, Authorization, X-Signature, Content-Encoding");
         decision.response.extra_headers.emplace_back("Access-Control-Max-Age", "86400");
         decision.response.allow = allowed_methods;
-        return decision;
+        return nullptr;
     }
     const bool method_ok =
         request.method() == "POST" || (webhook && (request.method() == "PUT" || request.method() == "PATCH"));
@@ -398,19 +410,67 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
             error(405, "method_not_allowed", std::string("use POST for ") + std::string(route->path));
         decision.response.allow = allowed_methods;
         decision.response.extra_headers = decision.headers;
+        return nullptr;
+    }
+    if (!context.ingest_available) {
+        refuse(decision, 503, context.unavailable_code, context.unavailable_message);
+        decision.response.retry_after_seconds = context.retry_after_seconds;
+        return nullptr;
+    }
+    return route;
+}
+
+// The enabled source of `key`, or nullptr with `decision` refused (401 invalid_write_key).
+const SourceInfo *find_enabled_source(std::string_view key, const WebhookContext &context,
+                                      WebhookDecision &decision) {
+    if (key.empty()) {
+        refuse(decision, 401, "invalid_write_key", kNoWriteKeyMessage);
+        return nullptr;
+    }
+    const SourceInfo *source = context.sources ? context.sources->find(key) : nullptr;
+    if (source == nullptr) {
+        refuse(decision, 401, "invalid_write_key", "unknown write key");
+        return nullptr;
+    }
+    if (!source->enabled) {
+        refuse(decision, 401, "invalid_write_key", "the source of this write key is disabled");
+        return nullptr;
+    }
+    return source;
+}
+
+}  // namespace
+
+std::optional<HttpResponse> check_request_head(const HttpRequest &request, const WebhookContext &context) {
+    WebhookDecision decision;
+    if (admit_request(request, context, decision) == nullptr) {
+        if (decision.action == WebhookAction::Respond) {
+            return std::move(decision.response);
+        }
+        return std::nullopt;  // /health
+    }
+    if (const std::optional<std::string> key = write_key_from_request(request)) {
+        if (find_enabled_source(*key, context, decision) == nullptr) {
+            return std::move(decision.response);
+        }
+    }
+    return std::nullopt;  // a known key, or none yet (it may be in the body)
+}
+
+WebhookDecision decide(const HttpRequest &request, std::string_view peer, const WebhookContext &context) {
+    WebhookDecision decision;
+    const Route *route = admit_request(request, context, decision);
+    if (route == nullptr) {
         return decision;
     }
-    auto refuse = [&decision](int status, std::string_view code,
-                              std::string_view message) -> WebhookDecision & {
-        decision.action = WebhookAction::Respond;
-        decision.response = error(status, code, message);
-        decision.response.extra_headers = decision.headers;
-        return decision;
-    };
-    if (!context.ingest_available) {
-        refuse(503, context.unavailable_code, context.unavailable_message);
-        decision.response.retry_after_seconds = context.retry_after_seconds;
-        return decision;
+    // A key in the request is looked up before the body is touched: an unknown key costs no inflate.
+    const std::optional<std::string> key = write_key_from_request(request);
+    const SourceInfo *source = nullptr;
+    if (key) {
+        source = find_enabled_source(*key, context, decision);
+        if (source == nullptr) {
+            return decision;
+        }
     }
 
     // The body as sent: decompressed when it came compressed, its decoded size held to the same limit.
@@ -426,16 +486,15 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
                     body = decision.rewritten_body;
                     break;
                 case DecodedBody::Status::TooLarge:
-                    return refuse(413, "request_too_large", decoded.message);
+                    return refuse(decision, 413, "request_too_large", decoded.message);
                 case DecodedBody::Status::Unsupported:
-                    return refuse(415, "unsupported_encoding", decoded.message);
+                    return refuse(decision, 415, "unsupported_encoding", decoded.message);
                 case DecodedBody::Status::Corrupt:
-                    return refuse(400, "invalid_encoding", decoded.message);
+                    return refuse(decision, 400, "invalid_encoding", decoded.message);
             }
         }
     }
 
-    std::optional<std::string> key = write_key_from_request(request);
     if (key && body.find('\n') == std::string_view::npos) {
         // The key is in the request and the body is one line (no newline-delimited JSON to recognise):
         // nothing needs the body parsed before the database step, whose own parse refuses invalid JSON the
@@ -454,42 +513,35 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
             decision.rewritten_body = std::move(array);
         }
     }
-    if (!key && decision.json.write_key) {
-        key = decision.json.write_key;
-    }
-    if (!key || key->empty()) {
-        if (!decision.json.valid && !key) {
-            return refuse(400, "invalid_json", decision.json.error);
-        }
-        return refuse(
-            401, "invalid_write_key",
-            "no write key: send it as ?writeKey=, HTTP Basic user name, Bearer token or \"writeKey\" in "
-            "the body");
-    }
-    const SourceInfo *source = context.sources ? context.sources->find(*key) : nullptr;
     if (source == nullptr) {
-        return refuse(401, "invalid_write_key", "unknown write key");
-    }
-    if (!source->enabled) {
-        return refuse(401, "invalid_write_key", "the source of this write key is disabled");
+        if (!decision.json.write_key) {
+            if (!decision.json.valid) {
+                return refuse(decision, 400, "invalid_json", decision.json.error);
+            }
+            return refuse(decision, 401, "invalid_write_key", kNoWriteKeyMessage);
+        }
+        source = find_enabled_source(*decision.json.write_key, context, decision);
+        if (source == nullptr) {
+            return decision;
+        }
     }
     if (source->shared_secret) {
         const auto signature = request.header("X-Signature");
         if (!signature) {
             return refuse(
-                401, "invalid_signature",
+                decision, 401, "invalid_signature",
                 "this source has a shared secret: X-Signature (hex HMAC-SHA1 of the body) is required");
         }
         const std::string_view hex = trim(*signature);
         if (!verify_signature(request.body(), hex, *source->shared_secret) &&
             !(decision.body_rewritten && verify_signature(body, hex, *source->shared_secret))) {
-            return refuse(401, "invalid_signature", "X-Signature does not match the body");
+            return refuse(decision, 401, "invalid_signature", "X-Signature does not match the body");
         }
     }
     decision.action = WebhookAction::Ingest;
     decision.source_id = source->id;
     decision.implied_type = route->type;
-    if (!webhook) {
+    if (route->endpoint != Endpoint::Webhook) {
         decision.client_ip = client_address(request, peer, context);
     }
     return decision;

@@ -82,11 +82,20 @@ struct WebhookContext {
     bool trust_proxy = false;                  // take the client address from X-Forwarded-For
 };
 
-// `peer` is the connection's remote address.
+// `peer` is the connection's remote address. A write key given in the request (query or Authorization) is
+// looked up before the body is decompressed or parsed.
 WebhookDecision decide(const HttpRequest &request, std::string_view peer, const WebhookContext &context);
 
 // The write key a request names, in order of precedence: ?writeKey=, Authorization Basic (user name), Bearer.
 // nullopt when none of those is present (the body may still carry one).
 std::optional<std::string> write_key_from_request(const HttpRequest &request);
+
+// What decide() would answer from the request line and headers alone, for a server to send before reading
+// the body (HttpServerOptions::head_check): 404 unknown path, 405 wrong method (and the 204 answer to a CORS
+// preflight), 403 origin not allowed, 503 with Retry-After while ingest is unavailable, and 401
+// invalid_write_key for a write key in the query or Authorization header that is unknown or disabled. The
+// response is the one decide() gives the same request, CORS headers included. nullopt when the request may
+// proceed: a known key, /health, or no key in the request (it may be in the body).
+std::optional<HttpResponse> check_request_head(const HttpRequest &request, const WebhookContext &context);
 
 }  // namespace segment

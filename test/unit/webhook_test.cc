@@ -1,9 +1,13 @@
-// Unit tests of src/core/webhook: routing, every write-key form, signatures, and the JSON checks.
+// Unit tests of src/core/webhook: routing, every write-key form, signatures, the JSON checks, and the
+// answers check_request_head() gives before the body is read.
 #include "core/webhook.h"
 
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
 #include <string>
+#include <vector>
 
 #include "core/signature.h"
 
@@ -199,6 +203,100 @@ TEST_F(WebhookTest, Cors) {
         decide(post("/v1/t?writeKey=nope", kMessage, "Origin: https://shop.example\r\n"));
     EXPECT_EQ(unauthorized.response.status, 401);
     EXPECT_FALSE(unauthorized.response.extra_headers.empty());
+}
+
+// Compresses with zlib as gzip (window bits 31).
+std::string gzip(const std::string &data) {
+    z_stream stream{};
+    EXPECT_EQ(deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    std::string out(deflateBound(&stream, data.size()) + 32, '\0');
+    stream.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(data.data()));
+    stream.avail_in = static_cast<uInt>(data.size());
+    stream.next_out = reinterpret_cast<Bytef *>(&out[0]);
+    stream.avail_out = static_cast<uInt>(out.size());
+    EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+    out.resize(stream.total_out);
+    deflateEnd(&stream);
+    return out;
+}
+
+// check_request_head() sees only the head; decide() the whole request. Where the head decides, both must give
+// the very same answer (status, body, Allow, Retry-After and CORS headers).
+TEST_F(WebhookTest, HeadCheckAnswersAsDecideDoes) {
+    const std::string origin = "Origin: https://shop.example\r\n";
+    context.cors_origins = {"https://shop.example"};
+    std::vector<std::string> requests = {
+        post("/v2/other?writeKey=open-key", kMessage),
+        post("/health", kMessage),
+        "PUT /v1/track?writeKey=open-key HTTP/1.1\r\nHost: x\r\n" + origin + "Content-Length: 2\r\n\r\n{}",
+        "OPTIONS /v1/t HTTP/1.1\r\nHost: x\r\n" + origin + "Content-Length: 2\r\n\r\n{}",
+        post("/v1/t?writeKey=open-key", kMessage, "Origin: https://evil.example\r\n"),
+        post("/v1/t?writeKey=nope", kMessage, origin),
+        post("/v1/webhook?writeKey=", kMessage),
+        post("/v1/webhook", kMessage, "Authorization: Bearer off-key\r\n"),
+        post("/v1/webhook", kMessage, "Authorization: Basic !!!\r\n"),
+    };
+    auto expect_same = [this](const std::string &bytes) {
+        const HttpRequest request = parse(bytes);
+        const auto head = segment::check_request_head(request, context);
+        ASSERT_TRUE(head.has_value()) << bytes;
+        const auto decision = segment::decide(request, "192.0.2.7", context);
+        EXPECT_EQ(decision.action, WebhookAction::Respond) << bytes;
+        EXPECT_EQ(segment::serialize_http_response(*head),
+                  segment::serialize_http_response(decision.response))
+            << bytes;
+    };
+    for (const std::string &bytes : requests) {
+        expect_same(bytes);
+    }
+    const auto cors = segment::check_request_head(parse(requests[5]), context);
+    ASSERT_TRUE(cors.has_value());
+    EXPECT_EQ(cors->status, 401);
+    EXPECT_NE(cors->body.find("invalid_write_key"), std::string::npos);
+    EXPECT_FALSE(cors->extra_headers.empty());  // the page can read the refusal
+
+    context.ingest_available = false;
+    context.unavailable_code = "extension_missing";
+    context.unavailable_message = "not installed";
+    expect_same(post("/v1/webhook?writeKey=open-key", kMessage));
+    const auto unavailable = segment::check_request_head(parse(post("/v1/batch", kMessage)), context);
+    ASSERT_TRUE(unavailable.has_value());
+    EXPECT_EQ(unavailable->status, 503);
+    EXPECT_TRUE(unavailable->retry_after_seconds.has_value());
+}
+
+TEST_F(WebhookTest, HeadCheckLetsThroughWhatTheBodyMayDecide) {
+    for (const std::string &bytes :
+         {post("/v1/webhook?writeKey=open-key", kMessage), post("/v1/webhook?writeKey=signed-key", kMessage),
+          post("/v1/webhook", kMessage, "Authorization: Bearer open-key\r\n"),
+          post("/v1/batch", R"({"writeKey":"nope"})"), post("/v1/webhook", "not json"),
+          std::string("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")}) {
+        EXPECT_FALSE(segment::check_request_head(parse(bytes), context).has_value()) << bytes;
+    }
+}
+
+TEST_F(WebhookTest, UnknownKeyIsRefusedBeforeTheBodyIsDecompressed) {
+    const std::string gzip_header = "Content-Encoding: gzip\r\n";
+    // Not gzip data at all: decompressing it first would answer 400 invalid_encoding.
+    const auto corrupt = decide(post("/v1/webhook?writeKey=nope", "\x1f\x8b garbage", gzip_header));
+    EXPECT_EQ(corrupt.response.status, 401);
+    EXPECT_NE(corrupt.response.body.find("invalid_write_key"), std::string::npos);
+    EXPECT_EQ(
+        decide(post("/v1/webhook", "\x1f\x8b garbage", gzip_header + "Authorization: Bearer off-key\r\n"))
+            .response.status,
+        401);
+    // Larger than max_body_bytes once inflated: decompressing it first would answer 413.
+    context.max_body_bytes = 1024;
+    const std::string bomb = gzip(std::string(1 << 20, ' ') + kMessage);
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=nope", bomb, gzip_header)).response.status, 401);
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=open-key", bomb, gzip_header)).response.status, 413);
+    // A known key proceeds as before.
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=open-key", "\x1f\x8b garbage", gzip_header)).response.status,
+              400);
+    const auto known = decide(post("/v1/webhook?writeKey=open-key", gzip(kMessage), gzip_header));
+    EXPECT_EQ(known.action, WebhookAction::Ingest);
+    EXPECT_EQ(known.source_id, 1);
+    EXPECT_EQ(known.rewritten_body, kMessage);
 }
 
 TEST(CheckJson, CountsMessagesAndRefusesWhatJsonbCannotStore) {
