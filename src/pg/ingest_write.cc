@@ -121,17 +121,23 @@ int compare_event_positions(const void *a, const void *b, void *argument) {
     return i < j ? -1 : (i > j ? 1 : 0);
 }
 
+// Indexes of events[0, count) in key order (see compare_events_by_key), in the current memory context.
+int *key_order(PendingEvent *events, int count) {
+    int *order = static_cast<int *>(palloc(sizeof(int) * count));
+    for (int i = 0; i < count; ++i) {
+        order[i] = i;
+    }
+    qsort_arg(order, count, sizeof(int), compare_event_positions, events);
+    return order;
+}
+
 // INSERT events[from, from + count) and mark each Stored or Duplicate. Rows go in in key order (see
 // compare_events_by_key). RETURNING yields the inserted rows in input order (unnest order; rows skipped by ON
 // CONFLICT are absent), so one pass pairs them up.
 void insert_events(IngestBatch *batch, int from, int count) {
     int64 stored = 0;
     PendingEvent *events = batch->events + from;
-    int *order = static_cast<int *>(palloc(sizeof(int) * count));
-    for (int i = 0; i < count; ++i) {
-        order[i] = i;
-    }
-    qsort_arg(order, count, sizeof(int), compare_event_positions, events);
+    int *order = key_order(events, count);
     bool written =
         settings.direct_insert && insert_events_directly(batch->schema, events, order, count, &stored);
     if (!written && events_table_has_rules(batch->schema)) {
@@ -268,6 +274,21 @@ ErrorData *try_insert_events(IngestBatch *batch, int from, int count, MemoryCont
     return error;
 }
 
+// try_insert_events, again after a unique violation: another transaction stored one of these messages between
+// our probe and our insert, and the insert waited for it to commit; the next probe sees it as a duplicate.
+// (A violation that persists, from a trigger's table for instance, is returned after the last attempt.)
+ErrorData *insert_with_retries(IngestBatch *batch, int from, int count) {
+    constexpr int kAttempts = 3;
+    ErrorData *error = nullptr;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        error = try_insert_events(batch, from, count, batch->context);
+        if (error == nullptr || error->sqlerrcode != ERRCODE_UNIQUE_VIOLATION) {
+            break;
+        }
+    }
+    return error;
+}
+
 }  // namespace
 
 bool error_is_about_the_message(int sqlerrcode) {
@@ -297,14 +318,18 @@ void ingest_batch_flush(IngestBatch *batch) {
     MemoryContext caller = MemoryContextSwitchTo(batch->context);
     prepare_plans(batch->schema);
     if (batch->event_count > 0) {
-        ErrorData *error = try_insert_events(batch, 0, batch->event_count, batch->context);
+        ErrorData *error = insert_with_retries(batch, 0, batch->event_count);
         if (error != nullptr) {
             if (!error_is_about_the_message(error->sqlerrcode)) {
                 ReThrowError(error);
             }
             // Some message in the batch was refused: store the others one by one, dead-letter the refused.
-            for (int i = 0; i < batch->event_count; ++i) {
-                error = try_insert_events(batch, i, 1, batch->context);
+            // In key order, like every write: each row's subtransaction keeps its locks until the COMMIT.
+            const int count = batch->event_count;
+            int *order = key_order(batch->events, count);
+            for (int k = 0; k < count; ++k) {
+                const int i = order[k];
+                error = insert_with_retries(batch, i, 1);
                 if (error == nullptr) {
                     continue;
                 }
