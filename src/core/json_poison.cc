@@ -93,6 +93,7 @@ std::vector<Poison> neutralise_poison(std::string &text) {
     };
     bool in_string = false;
     size_t at = 0;
+    size_t bad_run_end = 0;  // just past the last byte that was not UTF-8
     while (at < text.size()) {
         const unsigned char c = static_cast<unsigned char>(text[at]);
         if (!in_string) {
@@ -120,9 +121,12 @@ std::vector<Poison> neutralise_poison(std::string &text) {
         } else if (c >= 0x80) {
             const size_t length = utf8_sequence_length(text, at);
             if (length == 0) {
+                // A run of bad bytes (a broken sequence, a Latin-1 word) counts as one poison.
+                if (at != bad_run_end) {
+                    found.push_back({at, PoisonKind::InvalidUtf8});
+                }
                 text[at] = '?';
-                found.push_back({at, PoisonKind::InvalidUtf8});
-                ++at;
+                bad_run_end = ++at;
             } else {
                 at += length;
             }
@@ -414,20 +418,34 @@ std::string body_without(std::string_view body, const MessageSplit &split, const
     if (split.shape == MessageSplit::Shape::Message || split.shape == MessageSplit::Shape::Scalar) {
         return dropped(0) ? std::string() : std::string(body);
     }
+    // Kept neighbours keep the bytes between them (a body that loses nothing comes back unchanged); a comma
+    // joins the others.
     std::string rebuilt;
     rebuilt.reserve(body.size());
     rebuilt.append(body.substr(0, split.list_begin));
-    bool first = true;
-    for (size_t i = 0; i < split.messages.size(); ++i) {
+    const size_t count = split.messages.size();
+    size_t previous = count;  // the last kept message, none yet
+    for (size_t i = 0; i < count; ++i) {
         if (dropped(i)) {
             continue;
         }
-        if (!first) {
+        const MessageSpan &span = split.messages[i];
+        if (previous == count) {
+            if (i == 0) {
+                rebuilt.append(body.substr(split.list_begin, span.begin - split.list_begin));
+            }
+        } else if (previous + 1 == i) {
+            rebuilt.append(
+                body.substr(split.messages[previous].end, span.begin - split.messages[previous].end));
+        } else {
             rebuilt.push_back(',');
         }
-        first = false;
-        const MessageSpan &span = split.messages[i];
         rebuilt.append(body.substr(span.begin, span.end - span.begin));
+        previous = i;
+    }
+    if (previous != count && previous + 1 == count) {
+        const size_t end = split.messages[previous].end;
+        rebuilt.append(body.substr(end, split.list_end - end));
     }
     rebuilt.append(body.substr(split.list_end));
     return rebuilt;

@@ -72,7 +72,8 @@ MessageSplit split_messages(std::string_view body);
 // `split` of that same body. Array and Envelope: the same shape, the message list holding the kept messages
 // byte for byte, separated by a comma; every byte outside the list (the envelope's other fields) is kept as
 // it stands. Message and Scalar: the body itself, or an empty string when its one message is dropped.
-// When !split.valid: the body unchanged.
+// Neighbours that are both kept keep the bytes between them, so a body that loses nothing comes back
+// unchanged. When !split.valid: the body unchanged.
 std::string body_without(std::string_view body, const MessageSplit &split, const std::vector<bool> &drop);
 
 // Cheap checks of a string RapidJSON has decoded, for the hot path: whether it holds the UTF-8 form of a

@@ -3,38 +3,35 @@
 #include "core/webhook.h"
 
 #include <openssl/evp.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
 #include <cstring>
 
 #include "core/content_encoding.h"
+#include "core/json_poison.h"
 #include "core/signature.h"
 
 namespace segment {
 namespace {
 
-// SAX handler: accepts everything RapidJSON accepts, refuses strings with NUL, notes a top-level "writeKey".
+// SAX handler: accepts everything RapidJSON accepts, notes a top-level "writeKey" and whether a decoded
+// string holds a value Postgres cannot store (\u0000, or a lone low surrogate, which RapidJSON decodes as it
+// is).
 class CheckHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, CheckHandler> {
   public:
     bool Default() { return true; }
     bool String(const char *text, rapidjson::SizeType length, bool) {
-        if (std::memchr(text, '\0', length) != nullptr) {
-            has_nul = true;
-            return false;
-        }
-        if (capture_next) {
+        const bool poisoned = decoded_string_poison(text, length) != PoisonKind::None;
+        has_poison = has_poison || poisoned;
+        if (capture_next && !poisoned) {
             write_key.emplace(text, length);
         }
         value_started();
         return true;
     }
     bool Key(const char *text, rapidjson::SizeType length, bool) {
-        if (std::memchr(text, '\0', length) != nullptr) {
-            has_nul = true;
-            return false;
-        }
+        has_poison = has_poison || decoded_string_poison(text, length) != PoisonKind::None;
         capture_next = depth == 1 && length == 8 && std::memcmp(text, "writeKey", 8) == 0;
         batch_next = depth == 1 && length == 5 && std::memcmp(text, "batch", 5) == 0;
         return true;
@@ -83,7 +80,7 @@ class CheckHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Chec
     int depth = 0;
     bool is_object = false;
     bool root_is_array = false;
-    bool has_nul = false;
+    bool has_poison = false;
     bool capture_next = false;
     bool batch_next = false;
     bool in_batch = false;
@@ -165,33 +162,38 @@ const SourceInfo *SourceDirectory::find(std::string_view write_key) const {
 
 JsonCheck check_json(std::string_view body) {
     JsonCheck check;
-    if (std::memchr(body.data(), '\0', body.size()) != nullptr) {
-        // RapidJSON would take a raw NUL for the end of the input and ignore what follows.
-        check.error = "the body contains a NUL byte, which is not valid JSON";
-        return check;
-    }
-    CheckHandler handler;
-    rapidjson::MemoryStream stream(body.data(), body.size());
-    rapidjson::Reader reader;
-    const rapidjson::ParseResult result =
-        reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag |
-                     rapidjson::kParseIterativeFlag>(stream, handler);
-    if (result.IsError()) {
-        if (handler.has_nul) {
-            check.error = "the body contains \\u0000, which Postgres cannot store in text or jsonb";
-        } else if (body.empty()) {
-            check.error = "the body is empty";
-        } else {
-            check.error = std::string("the body is not valid JSON: ") +
-                          rapidjson::GetParseError_En(result.Code()) + " (at byte " +
-                          std::to_string(result.Offset()) + ")";
+    if (!body.empty() && std::memchr(body.data(), '\0', body.size()) == nullptr) {
+        // (A raw NUL would end RapidJSON's input early: split_messages refuses it below.)
+        CheckHandler handler;
+        rapidjson::MemoryStream stream(body.data(), body.size());
+        rapidjson::Reader reader;
+        const rapidjson::ParseResult result =
+            reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag |
+                         rapidjson::kParseIterativeFlag>(stream, handler);
+        if (!result.IsError()) {
+            check.valid = true;
+            check.has_poison = handler.has_poison;
+            check.is_object = handler.is_object;
+            check.write_key = std::move(handler.write_key);
+            check.message_count = handler.root_is_array || handler.elements > 0 ? handler.elements : 1;
+            return check;
         }
+    }
+    // Not JSON, or JSON holding a lone high surrogate escape or bytes that are not UTF-8, which RapidJSON
+    // refuses: the splitter tells the two apart (only this rare path pays for it).
+    MessageSplit split = split_messages(body);
+    if (!split.valid) {
+        check.error = std::move(split.error);
         return check;
     }
     check.valid = true;
-    check.is_object = handler.is_object;
-    check.write_key = std::move(handler.write_key);
-    check.message_count = handler.root_is_array || handler.elements > 0 ? handler.elements : 1;
+    check.has_poison = split.poison_count > 0;
+    check.is_object =
+        split.shape == MessageSplit::Shape::Message || split.shape == MessageSplit::Shape::Envelope;
+    check.write_key = std::move(split.write_key);
+    const bool listed = split.shape == MessageSplit::Shape::Array ||
+                        (split.shape == MessageSplit::Shape::Envelope && !split.messages.empty());
+    check.message_count = listed ? split.messages.size() : 1;  // as the plain parse counts them
     return check;
 }
 
@@ -321,6 +323,7 @@ bool ndjson_to_array(std::string_view body, std::string &array, JsonCheck &check
         if (!line_check.valid || !line_check.is_object) {
             return false;
         }
+        check.has_poison = check.has_poison || line_check.has_poison;
         if (!check.write_key && line_check.write_key) {
             check.write_key = std::move(line_check.write_key);
         }

@@ -37,11 +37,15 @@ class SourceDirectory {
     std::unordered_map<std::string, SourceInfo> by_key_;
 };
 
-// The body's JSON, checked the way jsonb will need it: well-formed, valid UTF-8, no \u0000 (text cannot hold
-// it). Also reports a top-level "writeKey" string of an object body.
+// The body's JSON, checked the way jsonb will need it. Valid means well-formed JSON; a body whose only faults
+// are values Postgres cannot store (\u0000, a lone surrogate escape, bytes that are not UTF-8 inside a
+// string) is valid with has_poison, so that split_messages() (json_poison.h) can cost them only their own
+// messages. Also reports a top-level "writeKey" string of an object body (absent when that string is
+// poisoned).
 struct JsonCheck {
     bool valid = false;
     std::string error;  // why not, for the 400 answer and the dead letter
+    bool has_poison = false;
     bool is_object = false;
     std::optional<std::string> write_key;
     size_t message_count = 0;  // elements of a top-level array or of an object's "batch" array, else 1
