@@ -1,7 +1,7 @@
-// Non-blocking HTTP/1.1 connection handling for the ingest worker. One epoll descriptor (level-triggered)
-// holds the listening sockets and every connection. A connection has at most one request out at a time, so
-// answers go back in request order even when the client pipelines; while a request is out we stop reading
-// from that connection, which also bounds what a fast sender can make us buffer.
+// The ingest worker's sockets: listening, accepting, the poll loop, epoll interest and closing. One epoll
+// descriptor (level-triggered) holds the listening sockets and every connection. What happens on a connection
+// (reading, parsing, answering) is in http_server_io.cc; admission, accounting and timeouts in
+// http_server_limits.cc. Never blocks and never calls into Postgres.
 #include "core/no_postgres.h"
 #include "core/http_server.h"
 
@@ -19,18 +19,16 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/http_server_connection.h"
+
 namespace segment {
 namespace {
 
+using namespace http_server_internal;
+
 constexpr uint64_t kListenTag = uint64_t(1) << 63;  // epoll data of a listening socket: tag | index
-constexpr size_t kReadChunk = 64 * 1024;
-constexpr size_t kReadBudget = 1024 * 1024;  // per connection per poll, so one sender cannot starve the rest
 constexpr int kEventBatch = 128;
-constexpr size_t kKeptBufferBytes = 16 * 1024;
 constexpr int64_t kAcceptPauseMs = 100;
-// While a request is out, what else the client sends is buffered (unparsed) up to this much; only past it do
-// we stop watching the socket. Watching it all along spares two epoll_ctl calls per request.
-constexpr size_t kBufferedWhileDispatched = 64 * 1024;
 
 std::string describe_errno(const std::string &what) {
     return what + ": " + std::strerror(errno);
@@ -51,50 +49,7 @@ std::string peer_name(const sockaddr_storage &address) {
     return text;
 }
 
-std::string_view error_code_for(int status) {
-    switch (status) {
-        case 408:
-            return "request_timeout";
-        case 413:
-            return "request_too_large";
-        case 414:
-            return "uri_too_long";
-        case 431:
-            return "headers_too_large";
-        case 501:
-            return "not_implemented";
-        case 505:
-            return "http_version_not_supported";
-        default:
-            return "bad_request";
-    }
-}
-
 }  // namespace
-
-struct HttpServer::Connection {
-    enum class State { Reading, Dispatched, Closing, Dead };
-
-    explicit Connection(const HttpParserLimits &limits) : parser(limits) {}
-
-    uint64_t id = 0;
-    int fd = -1;
-    std::string peer;
-    State state = State::Reading;
-    HttpRequestParser parser;
-    HttpRequest request;  // the request out, while Dispatched
-    std::string input;
-    size_t input_offset = 0;
-    std::string output;
-    size_t output_offset = 0;
-    bool continue_sent = false;
-    bool peer_closed = false;  // the client shut down its side (it may still read our answers)
-    bool served_one =
-        false;  // a keep-alive connection between requests waits idle_timeout, a new one read_timeout
-    int64_t request_started_ms = -1;
-    int64_t last_activity_ms = 0;
-    uint32_t interest = 0;
-};
 
 HttpServer::HttpServer(const HttpServerOptions &options) : options_(options), read_buffer_(kReadChunk) {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -181,14 +136,6 @@ HttpServer::~HttpServer() {
     }
 }
 
-void HttpServer::set_limits(size_t max_connections, const HttpParserLimits &parser_limits,
-                            int64_t read_timeout_ms, int64_t idle_timeout_ms) {
-    options_.max_connections = max_connections;
-    options_.parser_limits = parser_limits;
-    options_.read_timeout_ms = read_timeout_ms;
-    options_.idle_timeout_ms = idle_timeout_ms;
-}
-
 void HttpServer::pause_accepting(int64_t now_ms) {
     if (accept_paused_until_ms_ >= 0) {
         return;
@@ -218,6 +165,7 @@ void HttpServer::resume_accepting() {
 
 size_t HttpServer::poll(int64_t now_ms, std::vector<ReadyRequest> &ready) {
     size_t handled = 0;
+    now_ms_ = now_ms;
     if (accept_paused_until_ms_ >= 0 && now_ms >= accept_paused_until_ms_) {
         resume_accepting();
     }
@@ -244,9 +192,12 @@ size_t HttpServer::poll(int64_t now_ms, std::vector<ReadyRequest> &ready) {
             Connection &connection = *found->second;
             if (events[i].events & EPOLLOUT) {
                 write_to(connection);
+                if (connection.paused && !connection.output_backlogged()) {
+                    advance(connection, now_ms);  // the client read its answers: parse what it sent since
+                }
             }
             if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                read_from(connection, now_ms);
+                read_from(connection, now_ms, (events[i].events & (EPOLLHUP | EPOLLERR)) != 0);
             }
         }
         for (uint64_t id : to_close_) {
@@ -309,217 +260,18 @@ void HttpServer::accept_all(int listen_fd, int64_t now_ms) {
     }
 }
 
-void HttpServer::read_from(Connection &connection, int64_t now_ms) {
-    size_t total = 0;
-    bool closed = false;
-    auto may_read = [&connection]() {
-        return connection.state == Connection::State::Reading ||
-               (connection.state == Connection::State::Dispatched && !connection.peer_closed &&
-                connection.input.size() - connection.input_offset < kBufferedWhileDispatched);
-    };
-    while (total < kReadBudget && may_read()) {
-        // Read into one shared buffer and keep only what arrived: a per-connection 64 kB read buffer would
-        // cost 64 MB of memory for 1,000 idle keep-alive connections.
-        const ssize_t count = recv(connection.fd, read_buffer_.data(), read_buffer_.size(), 0);
-        if (count > 0) {
-            connection.input.append(read_buffer_.data(), static_cast<size_t>(count));
-            total += static_cast<size_t>(count);
-            connection.last_activity_ms = now_ms;
-            if (connection.request_started_ms < 0) {
-                connection.request_started_ms = now_ms;
-            }
-            continue;
-        }
-        if (count < 0 && errno == EINTR) {
-            continue;
-        }
-        if (count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-            closed = true;
-        }
-        break;
-    }
-    if (connection.state == Connection::State::Dispatched) {
-        if (closed) {
-            // End of input: the answer may still be read (half-close); stop watching for more input.
-            connection.peer_closed = true;
-        }
-        update_interest(connection);
-        return;
-    }
-    if (connection.state != Connection::State::Reading) {
-        // Closing: an error or hang-up means nobody is listening any more.
-        if (connection.state == Connection::State::Closing) {
-            char sink[4096];
-            const ssize_t count = recv(connection.fd, sink, sizeof sink, 0);
-            if (count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-                to_close_.push_back(connection.id);
-            }
-        }
-        return;
-    }
-    if (closed) {
-        connection.peer_closed = true;
-    }
-    advance(connection, now_ms);
-    if (closed && connection.state == Connection::State::Reading) {
-        to_close_.push_back(connection.id);
-    }
-}
-
-void HttpServer::advance(Connection &connection, int64_t now_ms) {
-    while (connection.state == Connection::State::Reading) {
-        const size_t available = connection.input.size() - connection.input_offset;
-        if (available > 0 && connection.request_started_ms < 0) {
-            connection.request_started_ms = now_ms;
-        }
-        const size_t consumed =
-            connection.parser.feed(connection.input.data() + connection.input_offset, available);
-        connection.input_offset += consumed;
-        const HttpParseState state = connection.parser.state();
-        if (state == HttpParseState::kHeadersComplete) {
-            if (connection.parser.request().expects_continue() && !connection.continue_sent) {
-                connection.output.append(kHttpContinueResponse);
-                connection.continue_sent = true;
-                write_to(connection);
-            }
-            continue;
-        }
-        if (state == HttpParseState::kComplete) {
-            connection.request = connection.parser.take_request();
-            connection.state = Connection::State::Dispatched;
-            connection.continue_sent = false;
-            ++requests_out_;
-            pending_ready_.push_back(
-                {connection.id, &connection.request, connection.request_started_ms, connection.peer});
-            connection.request_started_ms = -1;
-            break;
-        }
-        if (state == HttpParseState::kError) {
-            fail(connection, connection.parser.error_status(),
-                 error_code_for(connection.parser.error_status()), connection.parser.error_message());
-            break;
-        }
-        if (connection.input_offset == connection.input.size() && consumed == 0) {
-            break;  // kNeedMore with nothing left to feed
-        }
-        if (consumed == 0) {
-            break;
-        }
-    }
-    // Keep the unread tail (pipelined requests, or a partial one) at the front of the buffer.
-    if (connection.input_offset == connection.input.size()) {
-        if (connection.input.capacity() > kKeptBufferBytes) {
-            std::string().swap(connection.input);  // do not keep a large body's buffer for an idle connection
-        } else {
-            connection.input.clear();
-        }
-        connection.input_offset = 0;
-    } else if (connection.input_offset > 64 * 1024) {
-        connection.input.erase(0, connection.input_offset);
-        connection.input_offset = 0;
-    }
-    if (connection.state == Connection::State::Reading && connection.peer_closed &&
-        connection.input_offset == connection.input.size()) {
-        // The client sent its last request and hung up its side: close once the answers are out.
-        connection.state = Connection::State::Closing;
-        write_to(connection);
-    }
-    update_interest(connection);
-}
-
-void HttpServer::fail(Connection &connection, int status, std::string_view code, std::string_view message) {
-    HttpResponse response = json_error_response(status, code, message, true);
-    append_http_response(response, &connection.output);
-    connection.state = Connection::State::Closing;
-    write_to(connection);
-    update_interest(connection);
-}
-
-void HttpServer::respond(uint64_t id, const HttpResponse &response, int64_t now_ms) {
-    auto found = connections_.find(id);
-    if (found == connections_.end()) {
-        return;
-    }
-    Connection &connection = *found->second;
-    if (connection.state != Connection::State::Dispatched && connection.state != Connection::State::Dead) {
-        return;
-    }
-    --requests_out_;
-    if (connection.state == Connection::State::Dead) {
-        connections_.erase(found);
-        return;
-    }
-    const bool keep_open = connection.request.keep_alive() && !response.close_connection;
-    const bool http10 = connection.request.version_minor() == 0;
-    if (keep_open == !response.close_connection && !(keep_open && http10)) {
-        append_http_response(response, &connection.output);
-    } else {
-        HttpResponse adjusted = response;
-        adjusted.close_connection = !keep_open;
-        adjusted.keep_alive = keep_open && http10;
-        append_http_response(adjusted, &connection.output);
-    }
-    connection.request = HttpRequest();
-    connection.last_activity_ms = now_ms;
-    connection.served_one = true;
-    connection.state = keep_open ? Connection::State::Reading : Connection::State::Closing;
-    write_to(connection);
-    if (connection.state == Connection::State::Reading) {
-        advance(connection, now_ms);  // a pipelined request may already be waiting in the buffer
-    } else {
-        update_interest(connection);
-    }
-    for (uint64_t closing_id : to_close_) {
-        close_connection(closing_id);
-    }
-    to_close_.clear();
-}
-
-void HttpServer::write_to(Connection &connection) {
-    while (connection.output_offset < connection.output.size()) {
-        const ssize_t count = send(connection.fd, connection.output.data() + connection.output_offset,
-                                   connection.output.size() - connection.output_offset, MSG_NOSIGNAL);
-        if (count > 0) {
-            connection.output_offset += static_cast<size_t>(count);
-            continue;
-        }
-        if (count < 0 && errno == EINTR) {
-            continue;
-        }
-        if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            update_interest(connection);
-            return;
-        }
-        to_close_.push_back(connection.id);
-        return;
-    }
-    if (connection.output.capacity() > kKeptBufferBytes) {
-        std::string().swap(connection.output);
-    } else {
-        connection.output.clear();
-    }
-    connection.output_offset = 0;
-    if (connection.state == Connection::State::Closing) {
-        // Let the client read the answer before the close: stop sending, then close once it hangs up or the
-        // timeout passes (closing at once with unread input could turn into a reset that eats the answer).
-        shutdown(connection.fd, SHUT_WR);
-        connection.input.clear();
-        connection.input_offset = 0;
-    }
-    update_interest(connection);
-}
-
 void HttpServer::update_interest(Connection &connection) {
     if (connection.fd < 0) {
         return;
     }
     uint32_t wanted = 0;
-    if (connection.state == Connection::State::Reading || connection.state == Connection::State::Closing ||
+    if ((connection.state == Connection::State::Reading && !connection.output_backlogged()) ||
+        connection.state == Connection::State::Closing ||
         (connection.state == Connection::State::Dispatched && !connection.peer_closed &&
-         connection.input.size() - connection.input_offset < kBufferedWhileDispatched)) {
+         connection.unparsed() < kBufferedWhileDispatched)) {
         wanted |= EPOLLIN;
     }
-    if (connection.output_offset < connection.output.size()) {
+    if (connection.unsent() > 0) {
         wanted |= EPOLLOUT;
     }
     if (wanted != connection.interest) {
@@ -543,71 +295,21 @@ void HttpServer::close_connection(uint64_t id) {
         connection.fd = -1;
     }
     if (connection.state == Connection::State::Dispatched) {
-        // The caller still holds a pointer to its request: keep the object until respond().
+        // The caller still holds a pointer to its request: keep the object (and count its body) until
+        // respond(), but nothing else.
         connection.state = Connection::State::Dead;
+        std::string().swap(connection.input);
+        std::string().swap(connection.output);
+        connection.input_offset = connection.output_offset = 0;
+        connection.parser = HttpRequestParser(options_.parser_limits);
+        connection.body_reserved = 0;
+        recount(connection);
         return;
     }
     if (connection.state != Connection::State::Dead) {
+        forget(connection);
         connections_.erase(found);
     }
-}
-
-void HttpServer::expire(int64_t now_ms) {
-    for (auto &entry : connections_) {
-        Connection &connection = *entry.second;
-        if (connection.fd < 0) {
-            continue;
-        }
-        switch (connection.state) {
-            case Connection::State::Reading:
-                if (connection.request_started_ms >= 0 &&
-                    now_ms >= connection.request_started_ms + options_.read_timeout_ms) {
-                    fail(connection, 408, "request_timeout", "the request did not arrive in time");
-                } else if (connection.request_started_ms < 0 &&
-                           now_ms >= connection.last_activity_ms + (connection.served_one
-                                                                        ? options_.idle_timeout_ms
-                                                                        : options_.read_timeout_ms)) {
-                    to_close_.push_back(connection.id);
-                }
-                break;
-            case Connection::State::Closing:
-                if (now_ms >= connection.last_activity_ms + options_.read_timeout_ms) {
-                    to_close_.push_back(connection.id);
-                }
-                break;
-            default:
-                break;
-        }
-    }
-}
-
-int64_t HttpServer::next_deadline_ms() const {
-    int64_t deadline = -1;
-    auto consider = [&deadline](int64_t when) {
-        if (deadline < 0 || when < deadline) {
-            deadline = when;
-        }
-    };
-    if (accept_paused_until_ms_ >= 0) {
-        consider(accept_paused_until_ms_);
-    }
-    for (const auto &entry : connections_) {
-        const Connection &connection = *entry.second;
-        if (connection.fd < 0) {
-            continue;
-        }
-        if (connection.state == Connection::State::Reading) {
-            if (connection.request_started_ms >= 0) {
-                consider(connection.request_started_ms + options_.read_timeout_ms);
-            } else {
-                consider(connection.last_activity_ms +
-                         (connection.served_one ? options_.idle_timeout_ms : options_.read_timeout_ms));
-            }
-        } else if (connection.state == Connection::State::Closing) {
-            consider(connection.last_activity_ms + options_.read_timeout_ms);
-        }
-    }
-    return deadline;
 }
 
 void HttpServer::stop_accepting() {
@@ -622,7 +324,7 @@ void HttpServer::stop_accepting() {
 
 bool HttpServer::has_unsent_output() const {
     for (const auto &entry : connections_) {
-        if (entry.second->fd >= 0 && entry.second->output_offset < entry.second->output.size()) {
+        if (entry.second->fd >= 0 && entry.second->unsent() > 0) {
             return true;
         }
     }

@@ -1,12 +1,19 @@
 // The ingest worker's sockets: listening, accepting, reading and parsing requests, writing answers, and the
 // timeouts, all non-blocking behind one epoll descriptor that the worker's Postgres WaitEventSet watches.
 // Pure C++ over the Linux socket API; never includes Postgres and never calls back into the caller: complete
-// requests are handed out by poll() and answered later by respond(), after the caller's COMMIT.
+// requests are handed out by poll() and answered later by respond(), after the caller's COMMIT. The one
+// exception is head_check, which the caller installs to refuse a request from its head before its body is
+// read. It bounds what it holds: per connection (a client that does not read its answers is not read from
+// either) and across connections (max_buffered_bytes). Implemented in http_server.cc (sockets and the poll
+// loop), http_server_io.cc (reading, parsing, answering) and http_server_limits.cc (admission, accounting,
+// timeouts).
 #pragma once
 #include "core/no_postgres.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +23,9 @@
 
 namespace segment {
 
+// Decides from a request's head alone whether to answer it before reading its body (see head_check).
+using HttpHeadCheck = std::function<std::optional<HttpResponse>(const HttpRequest &)>;
+
 struct HttpServerOptions {
     std::vector<std::string> listen_addresses;  // host names or addresses; "*" for every address
     int port = 8686;                            // 0: any free port (tests)
@@ -24,6 +34,25 @@ struct HttpServerOptions {
     HttpParserLimits parser_limits;
     int64_t read_timeout_ms = 10000;  // a started request must be complete within this (else 408)
     int64_t idle_timeout_ms = 60000;  // an idle keep-alive connection is closed after this
+    // Bytes that requests not yet answered may hold across all connections: unparsed input, bodies being
+    // received (a Content-Length body counts in full from its head on) and bodies handed out by poll() and
+    // not yet answered. A request whose body would go past it is answered 503 server_busy (Retry-After,
+    // Connection: close) from its head, before its body is read; a chunked body, as soon as it grows past it.
+    // Requests already accepted are unaffected. 0: no limit.
+    size_t max_buffered_bytes = 256 * 1024 * 1024;
+    uint32_t busy_retry_after_seconds = 1;  // Retry-After of that 503
+    // Called once for each request that has a body, as soon as its head is complete: before 100 Continue is
+    // sent and before any body byte is read. A response it returns is sent at once with Connection: close,
+    // the body is not read, and the request is never handed out by poll(). nullopt lets the request go on.
+    // Empty: every head goes on. Should it throw, the connection is answered 500 and closed, and the
+    // exception leaves poll() (or respond()) with the server in a consistent state.
+    HttpHeadCheck head_check;
+};
+
+// Requests the server answered itself before reading their body.
+struct HttpServerCounters {
+    uint64_t refused_by_head_check = 0;
+    uint64_t refused_busy = 0;  // 503 server_busy (max_buffered_bytes)
 };
 
 // A complete request waiting for its answer. The request stays owned by the server until respond().
@@ -49,9 +78,13 @@ class HttpServer {
     // The port listened on (the one the kernel chose when options.port was 0).
     int port() const { return port_; }
 
-    // Limits that a configuration reload may change; they apply to requests started afterwards.
+    // Limits that a configuration reload may change; they apply to requests started afterwards. The limits
+    // left out (nullopt) keep their value.
     void set_limits(size_t max_connections, const HttpParserLimits &parser_limits, int64_t read_timeout_ms,
-                    int64_t idle_timeout_ms);
+                    int64_t idle_timeout_ms, std::optional<size_t> max_buffered_bytes = std::nullopt,
+                    std::optional<uint32_t> busy_retry_after_seconds = std::nullopt);
+    // Replaces options.head_check (e.g. when the caller's source directory changes); empty removes it.
+    void set_head_check(HttpHeadCheck head_check);
 
     // Does everything ready without blocking: accepts, reads, parses, writes, expires timeouts. Appends the
     // requests that became complete to `ready` (a connection has at most one request out at a time; pipelined
@@ -77,15 +110,27 @@ class HttpServer {
     size_t requests_out() const { return requests_out_; }
     // Bytes accepted for writing and not yet sent.
     bool has_unsent_output() const;
+    // Bytes held for requests not yet answered: what max_buffered_bytes caps (see there).
+    size_t request_bytes() const { return request_bytes_; }
+    // Everything the connections buffer: request_bytes() plus answers not yet sent.
+    size_t buffered_bytes() const { return request_bytes_ + output_bytes_; }
+    const HttpServerCounters &counters() const { return counters_; }
 
   private:
     struct Connection;
 
     void accept_all(int listen_fd, int64_t now_ms);
-    void read_from(Connection &connection, int64_t now_ms);
+    void read_from(Connection &connection, int64_t now_ms, bool hung_up);
     void advance(Connection &connection, int64_t now_ms);
+    bool admit_head(Connection &connection);
+    bool admit_chunk(Connection &connection);
+    void refuse_busy(Connection &connection);
+    bool over_budget(const Connection &connection, uint64_t wanted) const;
     void write_to(Connection &connection);
     void fail(Connection &connection, int status, std::string_view code, std::string_view message);
+    void answer_and_close(Connection &connection, HttpResponse response);
+    void recount(Connection &connection);
+    void forget(Connection &connection);
     void close_connection(uint64_t id);
     void update_interest(Connection &connection);
     void expire(int64_t now_ms);
@@ -98,12 +143,16 @@ class HttpServer {
     std::vector<std::string> bound_;
     std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<uint64_t> to_close_;
-    std::vector<ReadyRequest> pending_ready_;
-    std::vector<char> read_buffer_;  // made ready by respond() (pipelined), handed out by poll()
+    std::vector<ReadyRequest> pending_ready_;  // made ready by respond() (pipelined), handed out by poll()
+    std::vector<char> read_buffer_;            // one for all connections: recv() lands here first
     uint64_t next_id_ = 1;
     int port_ = 0;
     int64_t accept_paused_until_ms_ = -1;  // out of descriptors: listening sockets unwatched until then
     size_t requests_out_ = 0;
+    size_t request_bytes_ = 0;  // sum of every connection's counted_request
+    size_t output_bytes_ = 0;   // sum of every connection's counted_output
+    int64_t now_ms_ = 0;        // the time given to the last poll() or respond()
+    HttpServerCounters counters_;
 };
 
 }  // namespace segment
