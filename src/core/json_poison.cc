@@ -348,12 +348,27 @@ MessageSplit split_messages(std::string_view body) {
     std::string copy(body);
     const std::vector<Poison> poisons = neutralise_poison(copy);
 
-    rapidjson::MemoryStream stream(copy.data(), copy.size());
-    SpanHandler handler(copy, stream);
-    rapidjson::Reader reader;
-    const rapidjson::ParseResult result =
-        reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag |
-                     rapidjson::kParseIterativeFlag>(stream, handler);
+    // RapidJSON refuses a number beyond a double's range (1e400) even as a string; numeric may hold it, so it
+    // is no syntax error: the copy gets a plain 0 in its place (the caller's own parse of that message
+    // decides whether Postgres can store it). Each such number costs a parse of the body: a few are allowed.
+    constexpr int kLargeNumbersAllowed = 64;
+    std::optional<SpanHandler> handler;
+    rapidjson::ParseResult result;
+    for (int large_numbers = 0;; ++large_numbers) {
+        rapidjson::MemoryStream stream(copy.data(), copy.size());
+        handler.emplace(copy, stream);
+        rapidjson::Reader reader;
+        result = reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag |
+                              rapidjson::kParseIterativeFlag>(stream, *handler);
+        if (!result.IsError() || result.Code() != rapidjson::kParseErrorNumberTooBig ||
+            large_numbers == kLargeNumbersAllowed) {
+            break;
+        }
+        for (size_t at = result.Offset();
+             at < copy.size() && std::strchr("+-0123456789.eE", copy[at]) != nullptr; ++at) {
+            copy[at] = at == result.Offset() ? '0' : ' ';
+        }
+    }
     if (result.IsError()) {
         split.error = std::string("the body is not valid JSON: ") +
                       rapidjson::GetParseError_En(result.Code()) + " (at byte " +
@@ -361,10 +376,10 @@ MessageSplit split_messages(std::string_view body) {
         return split;
     }
     split.valid = true;
-    split.shape = handler.shape;
-    split.messages = std::move(handler.messages);
-    split.list_begin = handler.list_begin;
-    split.list_end = handler.list_end;
+    split.shape = handler->shape;
+    split.messages = std::move(handler->messages);
+    split.list_begin = handler->list_begin;
+    split.list_end = handler->list_end;
     split.poison_count = poisons.size();
 
     // Both lists are in body order: walk them together.
@@ -397,14 +412,14 @@ MessageSplit split_messages(std::string_view body) {
         split.envelope_detail = describe_all(*envelope_first, envelope_count, body);
     }
 
-    if (handler.write_key) {
+    if (handler->write_key) {
         bool poisoned = false;
         for (const Poison &poison : poisons) {
-            poisoned = poisoned || (poison.offset >= handler.write_key_span.first &&
-                                    poison.offset < handler.write_key_span.second);
+            poisoned = poisoned || (poison.offset >= handler->write_key_span.first &&
+                                    poison.offset < handler->write_key_span.second);
         }
         if (!poisoned) {
-            split.write_key = std::move(handler.write_key);
+            split.write_key = std::move(handler->write_key);
         }
     }
     return split;

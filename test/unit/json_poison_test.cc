@@ -365,3 +365,21 @@ TEST(JsonPoison, NewlineDelimitedLinesWithPoisonStillBecomeAnArray) {
 }
 
 }  // namespace
+
+// Numbers beyond a double's range are JSON (numeric may hold them): no syntax error, no poison, spans exact.
+TEST(JsonPoison, NumbersBeyondADoubleAreNotSyntaxErrors) {
+    const std::string body = "[{\"a\":1e400},{\"b\":" + std::string(400, '9') + "},{\"c\":-1.5e999999}]";
+    const segment::MessageSplit split = segment::split_messages(body);
+    ASSERT_TRUE(split.valid) << split.error;
+    ASSERT_EQ(split.messages.size(), 3u);
+    EXPECT_EQ(body.substr(split.messages[0].begin, split.messages[0].end - split.messages[0].begin),
+              "{\"a\":1e400}");
+    EXPECT_EQ(body.substr(split.messages[2].begin, split.messages[2].end - split.messages[2].begin),
+              "{\"c\":-1.5e999999}");
+    for (const segment::MessageSpan &span : split.messages) {
+        EXPECT_EQ(span.poison, segment::PoisonKind::None);
+    }
+    EXPECT_EQ(segment::body_without(body, split, {false, true, false}),
+              "[{\"a\":1e400},{\"c\":-1.5e999999}]");
+    EXPECT_FALSE(segment::split_messages("[{\"a\":1e400,}]").valid);
+}
