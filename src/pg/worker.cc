@@ -97,6 +97,9 @@ void start_server() {
         options.parser_limits = parser_limits();
         options.read_timeout_ms = settings.read_timeout_ms;
         options.idle_timeout_ms = settings.idle_timeout_ms;
+        options.max_buffered_bytes = static_cast<size_t>(settings.max_buffered_bytes);
+        options.busy_retry_after_seconds = static_cast<uint32_t>(settings.retry_after_s);
+        options.head_check = check_head;
         state->server = new segment::HttpServer(options);
     });
     const int bound = run_cpp("listing addresses",
@@ -126,7 +129,9 @@ void apply_reloaded_settings() {
             [&] { state->cors_origins.assign(origin_names, origin_names + origin_count); });
     run_cpp("applying settings", [] {
         state->server->set_limits(static_cast<size_t>(settings.max_connections), parser_limits(),
-                                  settings.read_timeout_ms, settings.idle_timeout_ms);
+                                  settings.read_timeout_ms, settings.idle_timeout_ms,
+                                  static_cast<size_t>(settings.max_buffered_bytes),
+                                  static_cast<uint32_t>(settings.retry_after_s));
     });
     char value[32];
     snprintf(value, sizeof value, "%d", settings.lock_timeout_ms);

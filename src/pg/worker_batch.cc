@@ -224,6 +224,37 @@ void answer_health(uint64_t connection) {
 
 }  // namespace
 
+segment::WebhookContext webhook_context() {
+    segment::WebhookContext context;
+    context.sources = &state->sources;
+    context.ingest_available = OidIsValid(state->schema) && !shutdown_requested;
+    if (!OidIsValid(state->schema)) {
+        context.unavailable_code = "extension_missing";
+        context.unavailable_message = "the segment_webhook extension is not installed in database \"" +
+                                      std::string(settings.database) +
+                                      "\"; run CREATE EXTENSION segment_webhook";
+    } else {
+        context.unavailable_code = "shutting_down";
+        context.unavailable_message = "the server is shutting down; retry";
+    }
+    context.retry_after_seconds = static_cast<uint32_t>(settings.retry_after_s);
+    context.max_body_bytes = static_cast<size_t>(settings.max_request_size);
+    context.cors_origins = state->cors_origins;
+    context.trust_proxy = settings.trust_proxy;
+    return context;
+}
+
+std::optional<segment::HttpResponse> check_head(const segment::HttpRequest &request) {
+    std::optional<segment::HttpResponse> refusal = segment::check_request_head(request, webhook_context());
+    if (refusal) {
+        add_to_counter(kRequests);
+        if (refusal->status >= 400 && refusal->status < 500) {
+            add_to_counter(kRequestErrors);
+        }
+    }
+    return refusal;
+}
+
 // Decides what to do with each request the server handed out: answer at once, or add it to the batch.
 void take_ready_requests() {
     const size_t count = run_cpp("reading requests", [] { return state->ready.size(); });
@@ -231,22 +262,7 @@ void take_ready_requests() {
         const TimestampTz received_at = GetCurrentTimestamp();
         const bool health = run_cpp("routing a request", [&] {
             const segment::ReadyRequest &ready = state->ready[i];
-            segment::WebhookContext context;
-            context.sources = &state->sources;
-            context.ingest_available = OidIsValid(state->schema) && !shutdown_requested;
-            if (!OidIsValid(state->schema)) {
-                context.unavailable_code = "extension_missing";
-                context.unavailable_message =
-                    "the segment_webhook extension is not installed in database \"" +
-                    std::string(settings.database) + "\"; run CREATE EXTENSION segment_webhook";
-            } else {
-                context.unavailable_code = "shutting_down";
-                context.unavailable_message = "the server is shutting down; retry";
-            }
-            context.retry_after_seconds = static_cast<uint32_t>(settings.retry_after_s);
-            context.max_body_bytes = static_cast<size_t>(settings.max_request_size);
-            context.cors_origins = state->cors_origins;
-            context.trust_proxy = settings.trust_proxy;
+            const segment::WebhookContext context = webhook_context();
             segment::WebhookDecision decision = segment::decide(*ready.request, ready.peer, context);
             if (decision.action == segment::WebhookAction::Health) {
                 return true;

@@ -11,6 +11,8 @@
 #include "core/webhook.h"
 #include "pg/ingest.h"
 
+#include <optional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,8 +67,7 @@ extern volatile sig_atomic_t shutdown_requested;
 
 int64 now_ms();
 
-// worker_db.cc
-// ------------------------------------------------------------------------------------------------
+// worker_db.cc: every transaction ------------------------------------------------------------------------
 
 // The one way the worker runs SQL: a transaction with a snapshot and SPI, as the ingest role (see
 // ingest_user()), committed with synchronous_commit at least 'local' so that an answer sent after the COMMIT
@@ -91,8 +92,13 @@ enum FailureKind { kBatchFailure = 0, kStepFailure = 1 };
 void note_write_failure(FailureKind kind, int sqlerrcode, const char *message);
 void note_write_success();
 
-// worker_batch.cc
-// ---------------------------------------------------------------------------------------------
+// worker_batch.cc: requests into batches -------------------------------------------------------------------
+
+// What the core's request checks need to know of the worker (sources, settings, availability).
+segment::WebhookContext webhook_context();
+// The server's head_check: refuses a request from its head (an unknown write key in the URL or header, a
+// wrong path or method, ...) before its body is read or decompressed. Called from inside HttpServer::poll().
+std::optional<segment::HttpResponse> check_head(const segment::HttpRequest &request);
 
 void take_ready_requests();
 void flush_pending();
