@@ -349,8 +349,8 @@ MessageSplit split_messages(std::string_view body) {
     const std::vector<Poison> poisons = neutralise_poison(copy);
 
     // RapidJSON refuses a number beyond a double's range (1e400) even as a string; numeric may hold it, so it
-    // is no syntax error: the copy gets a plain 0 in its place (the caller's own parse of that message
-    // decides whether Postgres can store it). Each such number costs a parse of the body: a few are allowed.
+    // is no syntax error: the copy gets a zero in its place (the caller's own parse of that message decides
+    // whether Postgres can store it). Each such number costs a parse of the body: a few are allowed.
     constexpr int kLargeNumbersAllowed = 64;
     std::optional<SpanHandler> handler;
     rapidjson::ParseResult result;
@@ -364,9 +364,11 @@ MessageSplit split_messages(std::string_view body) {
             large_numbers == kLargeNumbersAllowed) {
             break;
         }
-        for (size_t at = result.Offset();
-             at < copy.size() && std::strchr("+-0123456789.eE", copy[at]) != nullptr; ++at) {
-            copy[at] = at == result.Offset() ? '0' : ' ';
+        // 0.000… of the same length (a too-big number has 5 bytes or more), so that spans keep their bounds.
+        const size_t start = result.Offset();
+        for (size_t at = start; at < copy.size() && std::strchr("+-0123456789.eE", copy[at]) != nullptr;
+             ++at) {
+            copy[at] = at == start + 1 ? '.' : '0';
         }
     }
     if (result.IsError()) {
