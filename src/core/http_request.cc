@@ -3,6 +3,7 @@
 // (chunked framing is decoded on the way). It must never read beyond the bytes fed, never grow past the
 // configured limits, and never guess at framing: anything ambiguous is an error and closes the connection.
 #include "core/no_postgres.h"
+#include "core/hex.h"
 
 #include "core/http_request.h"
 
@@ -48,19 +49,6 @@ constexpr bool is_field_value_char(unsigned char c) {
 
 constexpr bool is_space_or_tab(char c) {
     return c == ' ' || c == '\t';
-}
-
-int hex_value(unsigned char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 char to_lower_ascii(char c) {
@@ -138,8 +126,8 @@ bool percent_decode(std::string_view in, bool plus_as_space, std::string *out) {
             if (in.size() - i < 3) {
                 return false;
             }
-            const int high = hex_value(static_cast<unsigned char>(in[i + 1]));
-            const int low = hex_value(static_cast<unsigned char>(in[i + 2]));
+            const int high = hex_digit_value(in[i + 1]);
+            const int low = hex_digit_value(in[i + 2]);
             if (high < 0 || low < 0) {
                 return false;
             }
@@ -568,7 +556,7 @@ size_t HttpRequestParser::feed_chunked(const char *data, size_t len) {
         switch (phase_) {
             case Phase::kChunkSizeStart:
             case Phase::kChunkSize: {
-                const int digit = hex_value(c);
+                const int digit = hex_digit_value(static_cast<char>(c));
                 if (digit >= 0) {
                     if (phase_ == Phase::kChunkSizeStart) {
                         chunk_size_ = 0;

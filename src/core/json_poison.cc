@@ -7,6 +7,7 @@
 // starts and ends. A syntax error in the copy is a syntax error in the body, since only the insides of
 // strings changed and only where the body was valid JSON up to that point. Never modifies the caller's body.
 #include "core/no_postgres.h"
+#include "core/hex.h"
 #include "core/json_poison.h"
 
 #include <rapidjson/error/en.h>
@@ -23,19 +24,6 @@ struct Poison {
     PoisonKind kind;
 };
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 // The code unit of a \uXXXX escape at `at`, or -1 when there is none.
 long escaped_unit(std::string_view text, size_t at) {
     if (at + 6 > text.size() || text[at] != '\\' || text[at + 1] != 'u') {
@@ -43,7 +31,7 @@ long escaped_unit(std::string_view text, size_t at) {
     }
     long unit = 0;
     for (size_t i = at + 2; i < at + 6; ++i) {
-        const int digit = hex_digit(text[i]);
+        const int digit = hex_digit_value(text[i]);
         if (digit < 0) {
             return -1;
         }

@@ -5,6 +5,7 @@
 // read past the bytes fed. It must never depend on anything outside src/core.
 #include "core/no_postgres.h"
 
+#include "core/hex.h"
 #include "core/http_request.h"
 
 #include <cstdint>
@@ -60,19 +61,6 @@ bool is_token_char(unsigned char c) {
            std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 // A deliberately simple, whole-buffer chunked decoder, independent of the parser's state machine. Only called
 // on bodies the parser accepted, so it can assume well-formed framing and checks what it relies on.
 std::string reference_dechunk(std::string_view raw) {
@@ -81,9 +69,9 @@ std::string reference_dechunk(std::string_view raw) {
     while (true) {
         uint64_t size = 0;
         size_t digits = 0;
-        while (pos < raw.size() && hex_digit(raw[pos]) >= 0) {
+        while (pos < raw.size() && segment::hex_digit_value(raw[pos]) >= 0) {
             FUZZ_CHECK(size <= (UINT64_MAX >> 4));
-            size = size * 16 + static_cast<uint64_t>(hex_digit(raw[pos]));
+            size = size * 16 + static_cast<uint64_t>(segment::hex_digit_value(raw[pos]));
             ++pos;
             ++digits;
         }

@@ -35,8 +35,8 @@ struct PoisonCounter : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, PoisonCou
 };
 
 // Whether RapidJSON (validating UTF-8) parses `text`, and how many strings of it hold poison. With
-// `allow_large_numbers`, a number beyond a double's range (which RapidJSON refuses and numeric may hold) counts
-// as parsed too; the poison count then covers only the text before it.
+// `allow_large_numbers`, a number beyond a double's range (which RapidJSON refuses and numeric may hold)
+// counts as parsed too; the poison count then covers only the text before it.
 bool parses(std::string_view text, size_t &poisoned, bool allow_large_numbers = false) {
     rapidjson::MemoryStream stream(text.data(), text.size());
     PoisonCounter counter;
