@@ -242,6 +242,7 @@ void serve_once(WaitEventSet *events) {
     // Read everything that is ready; stop as soon as a poll finds nothing more (the sockets are drained), the
     // batch is full, or its first message has waited batch_delay. Requests that arrive while a batch commits
     // form the next batch: that is the group commit.
+    run_cpp("preparing the request checks", [] { refresh_webhook_context(); });
     bool drained = false;
     for (;;) {
         const size_t handled =

@@ -224,8 +224,8 @@ void answer_health(uint64_t connection) {
 
 }  // namespace
 
-segment::WebhookContext webhook_context() {
-    segment::WebhookContext context;
+void refresh_webhook_context() {
+    segment::WebhookContext &context = state->context;
     context.sources = &state->sources;
     context.ingest_available = OidIsValid(state->schema) && !shutdown_requested;
     if (!OidIsValid(state->schema)) {
@@ -241,11 +241,10 @@ segment::WebhookContext webhook_context() {
     context.max_body_bytes = static_cast<size_t>(settings.max_request_size);
     context.cors_origins = state->cors_origins;
     context.trust_proxy = settings.trust_proxy;
-    return context;
 }
 
 std::optional<segment::HttpResponse> check_head(const segment::HttpRequest &request) {
-    std::optional<segment::HttpResponse> refusal = segment::check_request_head(request, webhook_context());
+    std::optional<segment::HttpResponse> refusal = segment::check_request_head(request, state->context);
     if (refusal) {
         add_to_counter(kRequests);
         if (refusal->status >= 400 && refusal->status < 500) {
@@ -262,7 +261,7 @@ void take_ready_requests() {
         const TimestampTz received_at = GetCurrentTimestamp();
         const bool health = run_cpp("routing a request", [&] {
             const segment::ReadyRequest &ready = state->ready[i];
-            const segment::WebhookContext context = webhook_context();
+            const segment::WebhookContext &context = state->context;
             segment::WebhookDecision decision = segment::decide(*ready.request, ready.peer, context);
             if (decision.action == segment::WebhookAction::Health) {
                 return true;

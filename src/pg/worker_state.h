@@ -42,6 +42,7 @@ struct WorkerState {
     segment::HttpServer *server = nullptr;
     segment::SourceDirectory sources;
     std::vector<std::string> cors_origins;  // segment_webhook.cors_origins, split
+    segment::WebhookContext context;        // see refresh_webhook_context()
     std::vector<segment::ReadyRequest> ready;
     std::vector<PendingRequest> pending;
     int pending_messages = 0;
@@ -94,8 +95,9 @@ void note_write_success();
 
 // worker_batch.cc: requests into batches -------------------------------------------------------------------
 
-// What the core's request checks need to know of the worker (sources, settings, availability).
-segment::WebhookContext webhook_context();
+// Rebuilds state->context, what the core's request checks need to know of the worker (sources, settings,
+// availability): once per turn of the loop, not per request.
+void refresh_webhook_context();
 // The server's head_check: refuses a request from its head (an unknown write key in the URL or header, a
 // wrong path or method, ...) before its body is read or decompressed. Called from inside HttpServer::poll().
 std::optional<segment::HttpResponse> check_head(const segment::HttpRequest &request);
