@@ -24,25 +24,40 @@ int session_security_context = 0;
 bool missing_role_warned = false;
 
 // The role that runs the ingest SQL: segment_webhook.role when set (the worker connected as it), else the
-// extension's segment_webhook_ingest role. Until that role exists (an installation of version 0.1 not yet
-// updated), the connecting role, with a warning.
+// extension's segment_webhook_ingest role. Without that role: the connecting role only for an installation of
+// version 0.1 not yet updated (with a warning); an error when a later version's role was dropped.
 Oid ingest_user() {
     if (settings.role[0] != '\0') {
         return session_user_id;
     }
     const Oid role = find_ingest_role();
-    // Before CREATE EXTENSION the role is missing too, and nothing is ingested: warn only when the extension
-    // is there without it (installed at 0.1, not yet updated).
-    if (!OidIsValid(role) && OidIsValid(state->schema) && !missing_role_warned) {
+    if (OidIsValid(role)) {
+        missing_role_warned = false;
+        return role;
+    }
+    // Missing: before CREATE EXTENSION (nothing is ingested), or an installation of 0.1 not yet updated (the
+    // worker ingests as 0.1 did, and says so once). From 0.2 on, someone dropped it: never fall back to a
+    // superuser then.
+    char *version = nullptr;
+    const Oid schema = find_extension(&version);
+    if (OidIsValid(schema) && version != nullptr && strcmp(version, "0.1") != 0) {
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_UNDEFINED_OBJECT),
+             errmsg("role \"%s\" of extension segment_webhook %s does not exist", kIngestRoleName, version),
+             errhint("Create it again with the grants README.md lists (CREATE ROLE %s NOLOGIN; GRANT "
+                     "USAGE ON SCHEMA ..., SELECT ON segment_sources, INSERT ON segment_events, "
+                     "segment_rejected, SELECT (source_id, message_id) ON segment_events).",
+                     kIngestRoleName)));
+    }
+    if (OidIsValid(schema) && !missing_role_warned) {
         missing_role_warned = true;
         ereport(WARNING,
                 (errmsg("segment_webhook: role \"%s\" does not exist; ingesting as the bootstrap superuser",
                         kIngestRoleName),
                  errhint("Run ALTER EXTENSION segment_webhook UPDATE to create it.")));
-    } else if (OidIsValid(role)) {
-        missing_role_warned = false;
     }
-    return OidIsValid(role) ? role : session_user_id;
+    return session_user_id;
 }
 
 }  // namespace

@@ -201,6 +201,19 @@ step('a partitioned table in its place', sub {
     eventually_status(200, 'the extension table back');
 });
 
+step('DROP ROLE segment_webhook_ingest', sub {
+    sql('DROP OWNED BY segment_webhook_ingest; DROP ROLE segment_webhook_ingest');
+    # Never a fallback to the superuser the worker connected as.
+    my $response = eventually_status(503, 'ingest role dropped');
+    is(error_code($response), 'storage_misconfigured', 'ingest role dropped: code storage_misconfigured');
+    sql(q{CREATE ROLE segment_webhook_ingest NOLOGIN;
+          GRANT USAGE ON SCHEMA seg TO segment_webhook_ingest;
+          GRANT SELECT ON seg.segment_sources TO segment_webhook_ingest;
+          GRANT INSERT ON seg.segment_events, seg.segment_rejected TO segment_webhook_ingest;
+          GRANT SELECT (source_id, message_id) ON seg.segment_events TO segment_webhook_ingest});
+    eventually_status(200, 'ingest role created again');
+});
+
 step('DROP COLUMN payload, then the extension re-created', sub {
     sql('ALTER TABLE seg.segment_events DROP COLUMN payload');
     my $response = eventually_status(503, 'payload dropped');
