@@ -288,8 +288,9 @@ void recover_from_error(MemoryContext worker_context) {
     FlushErrorState();
     QueryCancelPending = false;
     RESUME_INTERRUPTS();
-    // Requests taken into a batch that did not finish are answered 503 by the next flush, or by the server's
-    // timeouts; nothing was acknowledged.
+    // Requests handed out and not yet routed are answered 503 (the one that failed among them); requests
+    // already queued go into the next batch. Nothing was acknowledged.
+    abandon_ready_requests();
     state->next_extension_check_ms = 0;
 }
 

@@ -258,6 +258,7 @@ std::optional<segment::HttpResponse> check_head(const segment::HttpRequest &requ
 void take_ready_requests() {
     const size_t count = run_cpp("reading requests", [] { return state->ready.size(); });
     for (size_t i = 0; i < count; ++i) {
+        state->ready_taken = i;  // for abandon_ready_requests(), should routing this one fail
         const TimestampTz received_at = GetCurrentTimestamp();
         const bool health = run_cpp("routing a request", [&] {
             const segment::ReadyRequest &ready = state->ready[i];
@@ -302,6 +303,19 @@ void take_ready_requests() {
         }
     }
     run_cpp("reading requests", [] { state->ready.clear(); });
+    state->ready_taken = 0;
+}
+
+void abandon_ready_requests() {
+    // ready_taken moves past each request before it is answered: should answering fail too, the next
+    // recovery goes on with the one after it.
+    while (state->ready_taken < state->ready.size()) {
+        const uint64_t connection = state->ready[state->ready_taken++].connection;
+        respond_error(connection, 503, "database_unavailable",
+                      "the worker could not handle this request; retry", true);
+    }
+    state->ready.clear();
+    state->ready_taken = 0;
 }
 
 // Each connection is a descriptor: raise the soft limit to the hard one (often 1,024 soft under systemd or

@@ -44,6 +44,7 @@ struct WorkerState {
     std::vector<std::string> cors_origins;  // segment_webhook.cors_origins, split
     segment::WebhookContext context;        // see refresh_webhook_context()
     std::vector<segment::ReadyRequest> ready;
+    size_t ready_taken = 0;  // ready[0, ready_taken) have been routed
     std::vector<PendingRequest> pending;
     int pending_messages = 0;
     int64 first_pending_ms = -1;
@@ -103,6 +104,9 @@ void refresh_webhook_context();
 std::optional<segment::HttpResponse> check_head(const segment::HttpRequest &request);
 
 void take_ready_requests();
+// After an error escaped a turn of the loop: answers 503 (retry) the requests handed out by the server and
+// not routed yet, so that no connection waits for an answer that never comes.
+void abandon_ready_requests();
 void flush_pending();
 
 }  // namespace segment_pg
