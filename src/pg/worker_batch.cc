@@ -3,6 +3,7 @@
 // for a body that is not JSON, 503 with Retry-After when the database could not commit). See worker_state.h.
 // Core headers (through worker_state.h) before any Postgres header.
 #include "pg/worker_state.h"
+#include "pg/catalog.h"
 #include "pg/cpp_guard.h"
 #include "pg/jsonb_builder.h"
 #include "pg/settings.h"
@@ -150,16 +151,15 @@ void flush_pending() {
         char message[512];
         snprintf(message, sizeof message, "batches are not stored: %s", error->message);
         note_write_failure(kBatchFailure, error->sqlerrcode, message);
-        failure_code = state->failure_code;
+        failure_code = storage_error_code(error->sqlerrcode);
         FreeErrorData(error);
-        // A dropped extension or a changed schema shows up here first.
-        state->next_extension_check_ms = 0;
     }
     PG_END_TRY();
     MemoryContextSwitchTo(worker_context);
     if (!committed) {
         state->next_health_probe_ms = 0;  // /health probes again instead of trusting an older success
-        // The extension itself may be gone (its schema dropped): say so rather than a symptom of it.
+        // A dropped extension or a changed schema shows up here first: look at once, and when the extension
+        // itself is gone, say so rather than a symptom of it.
         run_database_step(check_extension, "looking up the extension");
         if (!OidIsValid(state->schema)) {
             failure_code = "extension_missing";
@@ -170,9 +170,6 @@ void flush_pending() {
                 settings.database);
         }
     }
-    if (committed) {
-        note_write_success();
-    }
     answer_pending(committed, failure_code, failure);
     ingest_batch_reset(&batch);
     run_cpp("clearing the batch", [] {
@@ -181,6 +178,7 @@ void flush_pending() {
         state->first_pending_ms = -1;
     });
     if (committed) {
+        note_write_success();
         add_to_counter(kBatchesCommitted);
         add_to_counter(kEventsStored, static_cast<uint64>(batch.stored - stored_before));
         add_to_counter(kDuplicates, static_cast<uint64>(batch.duplicates - duplicates_before));

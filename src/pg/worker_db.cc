@@ -141,13 +141,12 @@ bool run_database_step(void (*step)(), const char *what) {
 }
 
 void note_write_failure(FailureKind kind, int sqlerrcode, const char *message) {
-    state->failure_code = storage_error_code(sqlerrcode);
     char *logged = state->failure_logged[kind];
     if (strncmp(logged, message, sizeof state->failure_logged[kind] - 1) != 0) {
         ereport(WARNING, (errmsg("segment_webhook: worker %d: %s", worker_number, message),
                           errdetail("Requests are answered 503 %s with Retry-After until this is fixed; this "
                                     "is logged once while it lasts.",
-                                    state->failure_code)));
+                                    storage_error_code(sqlerrcode))));
         snprintf(logged, sizeof state->failure_logged[kind], "%s", message);
     }
     ingest_forget_plans();
@@ -157,7 +156,6 @@ void note_write_success() {
     if (state->failure_logged[kBatchFailure][0] != '\0') {
         ereport(LOG, (errmsg("segment_webhook: worker %d stores events again", worker_number)));
     }
-    state->failure_code = nullptr;
     state->failure_logged[kBatchFailure][0] = '\0';
     state->failure_logged[kStepFailure][0] = '\0';
 }
@@ -206,19 +204,19 @@ void refresh_sources() {
     if (SPI_tuptable->tupdesc->natts < 5) {
         ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH), errmsg("segment_sources has too few columns")));
     }
+    if (SPI_gettypeid(SPI_tuptable->tupdesc, 1) != INT4OID ||
+        SPI_gettypeid(SPI_tuptable->tupdesc, 2) != BOOLOID) {
+        // The table may have been altered: read nothing rather than misread it.
+        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                        errmsg("segment_sources.id must be integer and enabled boolean")));
+    }
     count = static_cast<int>(SPI_processed);
     rows = static_cast<Row *>(MemoryContextAllocZero(worker_context, sizeof(Row) * (count > 0 ? count : 1)));
     for (int i = 0; i < count; ++i) {
         HeapTuple tuple = SPI_tuptable->vals[i];
         bool id_null, enabled_null;
-        // By name and type, not by position alone: the table may have been altered.
         const Datum id = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &id_null);
         const Datum enabled = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &enabled_null);
-        if (SPI_gettypeid(SPI_tuptable->tupdesc, 1) != INT4OID ||
-            SPI_gettypeid(SPI_tuptable->tupdesc, 2) != BOOLOID) {
-            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                            errmsg("segment_sources.id must be integer and enabled boolean")));
-        }
         rows[i].id = id_null ? 0 : DatumGetInt32(id);
         rows[i].enabled = !enabled_null && DatumGetBool(enabled) && !id_null;
         char *name = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 3);

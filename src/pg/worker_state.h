@@ -56,9 +56,8 @@ struct WorkerState {
     uint64 sources_version_seen = 0;
     int64 next_extension_check_ms = 0;
     int64 shutdown_deadline_ms = -1;
-    // While writing fails: the 503 code and what was logged (by batches, and by the other database steps), so
-    // that a lasting failure is logged once.
-    const char *failure_code = nullptr;
+    // While writing fails: what was logged (by batches, and by the other database steps), so that a lasting
+    // failure is logged once.
     char failure_logged[2][256] = {"", ""};
 };
 
