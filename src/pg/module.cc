@@ -33,6 +33,18 @@ void register_workers() {
         worker.bgw_notify_pid = 0;
         RegisterBackgroundWorker(&worker);
     }
+    // The warehouse worker keeps the warehouse relations up to date (it idles while segment_webhook.warehouse
+    // is off or the extension is not installed).
+    BackgroundWorker warehouse;
+    memset(&warehouse, 0, sizeof warehouse);
+    warehouse.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    warehouse.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    warehouse.bgw_restart_time = 10;
+    snprintf(warehouse.bgw_library_name, BGW_MAXLEN, "segment_webhook");
+    snprintf(warehouse.bgw_function_name, BGW_MAXLEN, "segment_webhook_warehouse_main");
+    snprintf(warehouse.bgw_name, BGW_MAXLEN, "segment_webhook warehouse");
+    snprintf(warehouse.bgw_type, BGW_MAXLEN, "segment_webhook warehouse");
+    RegisterBackgroundWorker(&warehouse);
 }
 
 }  // namespace segment_pg

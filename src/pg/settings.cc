@@ -94,6 +94,23 @@ void define_reloadable_settings() {
         "Off: through INSERT ... ON CONFLICT DO NOTHING. The outcome is the same; the direct "
         "path is used only while segment_events has no triggers, row security or extra columns.",
         &settings.direct_insert, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "segment_webhook.warehouse",
+        "Keep the warehouse relations of every source up to date with the events stored.",
+        "The warehouse worker examines newly committed events about once a second and adds "
+        "the columns and relations they call for. Off: nothing is examined until it is on "
+        "again (segment_warehouse_sync() still works).",
+        &settings.warehouse, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    // Read by the SQL that records new columns (current_setting), in every session.
+    DefineCustomIntVariable(
+        "segment_webhook.warehouse_max_columns", "Columns per warehouse relation at most.",
+        "Keys beyond it stay in segment_events.payload only (logged once per relation).",
+        &settings.warehouse_max_columns, 1000, 16, 1500, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "segment_webhook.warehouse_max_relations", "Event relations per source at most.",
+        "Events beyond it get no relation of their own; they stay in tracks (logged once per "
+        "source).",
+        &settings.warehouse_max_relations, 500, 0, 100000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 }
 
 }  // namespace

@@ -25,6 +25,9 @@ struct Settings {
     char *cors_origins;
     bool trust_proxy;
     bool direct_insert;
+    bool warehouse;
+    int warehouse_max_columns;
+    int warehouse_max_relations;
 };
 
 extern Settings settings;

@@ -281,6 +281,8 @@ void serve_once(WaitEventSet *events) {
 
 // After an error escaped serve_once(): what Postgres' own backends do at their top level, then carry on.
 void recover_from_error(MemoryContext worker_context) {
+    // The error context callbacks registered by the frames the longjmp left are gone with them.
+    error_context_stack = nullptr;
     HOLD_INTERRUPTS();
     EmitErrorReport();
     abort_worker_transaction();
