@@ -16,8 +16,18 @@ RESET ROLE;
 \set VERBOSITY default
 SELECT has_table_privilege('public', 'segment_sources', 'SELECT') AS public_can_read_sources;
 
--- the extension can live in its own schema, and its functions find their tables there
+-- the warehouse views of the sources depend on the extension: DROP EXTENSION says so, CASCADE drops them too
+-- (their schemas stay)
+\set VERBOSITY terse
 DROP EXTENSION segment_webhook;
+\set VERBOSITY default
+SET client_min_messages = warning;
+DROP EXTENSION segment_webhook CASCADE;
+RESET client_min_messages;
+SELECT count(*) AS views_left FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('website', 'backend', 'mobile', 'app', 'other', 'views') AND c.relkind = 'v';
+
+-- the extension can live in its own schema, and its functions find their tables there
 CREATE SCHEMA segment;
 CREATE EXTENSION segment_webhook SCHEMA segment;
 SELECT segment.segment_create_source('in-schema') IS NOT NULL AS created;
@@ -27,6 +37,8 @@ SELECT count(*) FROM segment.segment_tracks;
 SET search_path = pg_catalog;
 SELECT segment.segment_ingest('in-schema', '{"type":"track","event":"E","userId":"x","messageId":"s-2"}') AS stored;
 RESET search_path;
-DROP EXTENSION segment_webhook;
+SET client_min_messages = warning;
+DROP EXTENSION segment_webhook CASCADE;
+RESET client_min_messages;
 DROP SCHEMA segment;
 DROP ROLE segment_outsider;

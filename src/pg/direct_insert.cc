@@ -178,7 +178,10 @@ bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, 
         slot_of[i] = slot;
         event.outcome = EventOutcome::Stored;
     }
-    // Ids in arrival order, as an INSERT of the batch as received would draw them.
+    // Ids in arrival order, as an INSERT of the batch as received would draw them. The transaction id comes
+    // first: the warehouse worker treats an id it cannot see yet as held by a transaction running at its
+    // snapshot, which must then already have its transaction id.
+    (void)GetCurrentTransactionId();
     for (int i = 0; i < count; ++i) {
         if (slot_of[i] != nullptr) {
             slot_of[i]->tts_values[0] = Int64GetDatum(nextval_internal(sequence, false));

@@ -178,6 +178,8 @@ void insert_events(IngestBatch *batch, int from, int count) {
     for (int c = 0; c < kEventColumns; ++c) {
         arguments[c] = make_array(columns[c], nulls[c], count, element_types[c]);
     }
+    // A transaction id before the first id is drawn (see direct_insert.cc).
+    (void)GetCurrentTransactionId();
     int rc = SPI_execute_plan(plans.insert_events, arguments, nullptr, false, 0);
     if (rc != SPI_OK_INSERT_RETURNING) {
         elog(ERROR, "insert into segment_events failed: %s", SPI_result_code_string(rc));
