@@ -218,6 +218,7 @@ DECLARE
     grants record;
     old_owner oid;
     saved_acl aclitem[];
+    kept_expression text;
     i integer;
     held text := NULL;
 BEGIN
@@ -307,10 +308,11 @@ BEGIN
                     held := coalesce(held || ', ', '') || format('%s (%s, wanted %s)', existing.name,
                                                                  existing.type_name, wanted_types[i]);
                     wanted_types[i] := replace(existing.type_name, 'timestamp with time zone', 'timestamptz');
-                    SELECT @extschema@.segment_warehouse_column_sql(c.paths, wanted_types[i]) INTO expressions[i]
+                    SELECT @extschema@.segment_warehouse_column_sql(c.paths, wanted_types[i]) INTO kept_expression
                     FROM @extschema@.segment_warehouse_columns c
                     WHERE c.source_id = segment_warehouse_build.source_id AND c.relation = segment_warehouse_build.relation
                       AND c.column_name = existing.name;
+                    expressions[i] := kept_expression;
                 END IF;
             END IF;
         END LOOP;
