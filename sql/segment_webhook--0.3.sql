@@ -841,6 +841,12 @@ BEGIN
         UPDATE @extschema@.segment_warehouse_progress SET examined_to = upper_id;
     END IF;
 
+    -- A view dropped by hand (or with its schema) is built again.
+    UPDATE @extschema@.segment_warehouse_relations r SET pending = true
+    FROM @extschema@.segment_sources s
+    WHERE s.id = r.source_id AND s.warehouse_schema IS NOT NULL AND NOT r.pending
+      AND to_regclass(format('%I.%I', s.warehouse_schema, r.relation)) IS NULL;
+
     -- The views. A view that cannot be built now (a lock held by a long query, a schema taken) is tried again
     -- on the next pass; its error is logged once and kept in segment_warehouse_relations.last_error.
     FOR target IN

@@ -101,10 +101,9 @@ like($before->{segment_sources}, qr/^2 /, 'two sources before the update');
 
 # --- ALTER EXTENSION UPDATE with the worker running -------------------------------------------------------------
 $offset = log_offset($node);
-sql('ALTER EXTENSION segment_webhook UPDATE');
+sql(q{ALTER EXTENSION segment_webhook UPDATE TO '0.2'});
 my $default_version = sql(q{SELECT default_version FROM pg_available_extensions WHERE name = 'segment_webhook'});
 is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.2', 'updated to 0.2');
-is($default_version, '0.2', '0.2 is the default version');
 is_deeply(snapshot(), $before, 'every source, event and dead letter and every sequence position is unchanged');
 is(sql(q{SELECT rolsuper::text || rolcanlogin::text FROM pg_roles WHERE rolname = 'segment_webhook_ingest'}),
     'falsefalse', 'the update creates the ingest role, no superuser, no login');
@@ -135,6 +134,49 @@ is( sql(qq{SELECT segment_replay($untyped_id,
     '1', 'a 0.1 dead letter is replayed');
 is(sql(q{SELECT count(*) FROM segment_events WHERE message_id = 'v1-untyped'}), '1', 'the replayed event is stored');
 is(sql(qq{SELECT count(*) FROM segment_rejected WHERE id = $untyped_id}), '0', 'and its dead letter is gone');
+
+# --- 0.2 → 0.3 with the worker running: the warehouse relations of the events already stored -----------------
+$before = snapshot();
+$offset = log_offset($node);
+sql('ALTER EXTENSION segment_webhook UPDATE');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.3', 'updated to 0.3');
+is($default_version, '0.3', '0.3 is the default version');
+my $after = snapshot();
+for my $kept (qw(segment_events segment_rejected segment_events_id_seq segment_rejected_id_seq segment_sources_id_seq))
+{
+    is($after->{$kept}, $before->{$kept}, "0.3: $kept is unchanged");
+}
+is( sql(q{SELECT string_agg(name || '=' || warehouse_schema, ',' ORDER BY id) FROM segment_sources}),
+    'plain=plain,signed=signed', '0.3: every source has its warehouse schema, named after it');
+my $stored_plain = sql(q{SELECT count(*) FROM segment_events e JOIN segment_sources s ON s.id = e.source_id
+                         WHERE s.name = 'plain' AND e.type = 'track'});
+ok($stored_plain > 0, "0.3: source plain has $stored_plain track events stored before the update");
+ok( wait_until(15, sub {
+            sql(q{SELECT to_regclass('plain.tracks') IS NOT NULL}) eq 't'
+              && sql('SELECT count(*) FROM plain.tracks') == $stored_plain;
+        }),
+    '0.3: the worker builds plain.tracks, holding the events stored before the update');
+my $stored_test_events = sql(q{SELECT count(*) FROM segment_events e JOIN segment_sources s ON s.id = e.source_id
+                               WHERE s.name = 'plain' AND e.event = 'Test Event'});
+ok( wait_until(15, sub {
+            sql(q{SELECT to_regclass('plain.test_event') IS NOT NULL}) eq 't'
+              && sql(q{SELECT count(*) FROM plain.test_event WHERE event = 'test_event' AND user_id = 'user-1'})
+              == $stored_test_events;
+        }),
+    "0.3: and plain.test_event, a relation for an event stored before the update ($stored_test_events rows)");
+$response = post_webhook($port,
+    encode_json_compact(track_message('v3-new', event => 'Upgraded Event', properties => { fresh_column => 7 })),
+    key => $plain_key);
+is($response && $response->{status}, 200, '0.3: an event with a new property is answered 200');
+ok( wait_until(15, sub {
+            sql(q{SELECT to_regclass('plain.upgraded_event') IS NOT NULL}) eq 't'
+              && sql(q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'plain.upgraded_event'::regclass
+                       AND attname = 'fresh_column'}) eq '1';
+        }),
+    '0.3: its relation and column appear');
+is(sql(q{SELECT fresh_column FROM plain.upgraded_event WHERE id = 'v3-new'}), '7', '0.3: with its value');
+is((worker_pids($node))[0], $worker_pid, '0.3: the worker was not restarted');
+unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializing/, 'no crash during the update to 0.3');
 
 # --- Every upgrade path ends where a fresh installation starts --------------------------------------------------
 # Versions are those of this tree's install scripts (segment_webhook--V.sql; upgrade scripts name two versions).
