@@ -510,7 +510,8 @@ BEGIN
     SELECT p.examined_to INTO examined_to FROM @extschema@.segment_warehouse_progress p FOR UPDATE;
     PERFORM @extschema@.segment_warehouse_add_base_relations();
 
-    -- Ids that were missing: their transactions may have committed since.
+    -- Ids that were missing: their transactions may have committed since. Looked at every second for a minute,
+    -- then every ten seconds, until no transaction that could hold them is left.
     FOR gap IN SELECT g.ctid AS row_id, g.* FROM @extschema@.segment_warehouse_gaps g WHERE g.next_check <= clock_timestamp() LOOP
         SELECT @extschema@.segment_warehouse_discover(e.source_id, e.type, e.event, e.payload), count(e.id),
                range_agg(int8range(e.id, e.id, '[]'))
@@ -526,7 +527,7 @@ BEGIN
         ELSE
             UPDATE @extschema@.segment_warehouse_gaps g
             SET ids = missing, checks = g.checks + 1,
-                next_check = clock_timestamp() + least(interval '1 second' * power(2, g.checks), interval '1 minute')
+                next_check = clock_timestamp() + CASE WHEN g.checks < 60 THEN interval '1 second' ELSE interval '10 seconds' END
             WHERE g.ctid = gap.row_id;
         END IF;
     END LOOP;
@@ -535,9 +536,12 @@ BEGIN
     -- visible yet is still running at that snapshot (or aborted), so it has ended once the oldest running
     -- transaction is past the snapshot's xmax (the gap's horizon).
     SELECT max(e.id) INTO upper_id FROM @extschema@.segment_events e;
+    IF upper_id IS NULL THEN
+        upper_id := examined_to;
+    END IF;
     horizon := pg_snapshot_xmax(pg_current_snapshot());
     upper_id := least(upper_id, examined_to + 100000);
-    IF upper_id > examined_to THEN
+    IF upper_id IS NOT NULL AND upper_id > examined_to THEN
         SELECT @extschema@.segment_warehouse_discover(e.source_id, e.type, e.event, e.payload), count(*),
                range_agg(int8range(e.id, e.id, '[]'))
         INTO discovered, rows_in_range, seen
