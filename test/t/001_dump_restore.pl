@@ -1,5 +1,6 @@
 # pg_dump keeps what the extension stored: sources, events, dead letters, and the positions of their id
-# sequences, so that a restored database goes on ingesting without id collisions.
+# sequences, so that a restored database goes on ingesting without id collisions; and the warehouse views with
+# their catalog and what was examined, with a view of the user's built on them.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -14,9 +15,11 @@ $node->start;
 $node->safe_psql('postgres', q{
     CREATE EXTENSION segment_webhook;
     SELECT segment_create_source('web', 'secret');
-    SELECT segment_ingest('web', '[{"type":"track","event":"A","userId":"u","messageId":"a"},
+    SELECT segment_ingest('web', '[{"type":"track","event":"A","userId":"u","messageId":"a","properties":{"price":2}},
                                    {"type":"track","event":"B","userId":"u","messageId":"b"},
                                    {"type":"bogus","userId":"u"}]');
+    SELECT segment_warehouse_sync();
+    CREATE VIEW public.expensive_a AS SELECT id, price FROM web.a WHERE price > 1;
 });
 my $key = $node->safe_psql('postgres', "SELECT write_key FROM segment_sources WHERE name = 'web'");
 
@@ -39,6 +42,15 @@ is($node->safe_psql('restored', 'SELECT count(DISTINCT id) FROM segment_events')
 is($node->safe_psql('restored', 'SELECT count(*) FROM segment_rejected'), '1', 'nothing new was dead-lettered');
 ok($node->safe_psql('restored', q{SELECT segment_create_source('second') IS NOT NULL}) eq 't',
     'a new source gets a new id');
+
+is($node->safe_psql('restored', 'SELECT id || \'/\' || price FROM public.expensive_a'), 'a/2',
+    'the warehouse view and a view built on it survive');
+is($node->safe_psql('restored', q{SELECT string_agg(relation || '.' || column_name, ',' ORDER BY relation)
+                                  FROM segment_warehouse_columns}), 'a.price', 'the warehouse catalog survives');
+is($node->safe_psql('restored', 'SELECT segment_warehouse_sync()'), '1',
+    'what was examined before the dump is not examined again');
+is($node->safe_psql('restored', 'SELECT count(*) FROM web.c'), '1', 'the new event gets its relation');
+is($node->safe_psql('restored', 'SELECT count(*) FROM second.tracks'), '0', 'the new source its schema');
 
 $node->stop;
 done_testing();
