@@ -136,8 +136,9 @@ def money(value):
 
 
 class MessageGenerator:
-    def __init__(self, rng, start, span_seconds, user_count, type_weights):
+    def __init__(self, rng, start, span_seconds, user_count, type_weights, order_completed_share=None):
         self.rng = rng
+        self.order_completed_share = order_completed_share
         self.start = start
         self.span_seconds = span_seconds
         self.types = [t for t in CALL_TYPES if type_weights.get(t, 0) > 0]
@@ -271,6 +272,17 @@ class MessageGenerator:
             product["position"] = rng.randint(1, 24)
         return product
 
+    def _order(self):
+        rng = self.rng
+        products = [self._product(False) for _ in range(rng.randint(1, 4))]
+        subtotal = sum(p["price"] * p["quantity"] for p in products)
+        shipping = rng.choice([0, 4.95, 9.9])
+        tax = round(subtotal * 0.08, 2)
+        return {"affiliation": "Online Store", "checkout_id": self.uuid4(), "coupon": rng.choice(["", "SPRING10"]),
+                "currency": "USD", "discount": 0, "order_id": "ord_%09d" % rng.randrange(10 ** 9),
+                "products": products, "revenue": money(subtotal), "shipping": money(shipping),
+                "subtotal": money(subtotal), "tax": money(tax), "total": money(subtotal + shipping + tax)}
+
     def _track(self, user):
         rng = self.rng
         roll = rng.random()
@@ -280,14 +292,10 @@ class MessageGenerator:
             product["value"] = product["price"]
             return rng.choice(["Product Viewed", "Product Clicked", "Product Added"]), product
         if roll < 0.42:
-            products = [self._product(False) for _ in range(rng.randint(1, 4))]
-            subtotal = sum(p["price"] * p["quantity"] for p in products)
-            shipping = rng.choice([0, 4.95, 9.9])
-            tax = round(subtotal * 0.08, 2)
-            properties = {"affiliation": "Online Store", "checkout_id": self.uuid4(), "coupon": rng.choice(["", "SPRING10"]),
-                          "currency": "USD", "discount": 0, "order_id": "ord_%09d" % rng.randrange(10 ** 9),
-                          "products": products, "revenue": money(subtotal), "shipping": money(shipping),
-                          "subtotal": money(subtotal), "tax": money(tax), "total": money(subtotal + shipping + tax)}
+            properties = self._order()
+            if self.order_completed_share is not None:
+                # With --order-completed-share, "Order Completed" comes only from the forced share.
+                return "Checkout Started", properties
             return rng.choice(["Order Completed", "Checkout Started"]), properties
         if roll < 0.55:
             return "Search Performed", {"query": rng.choice(SEARCH_TERMS), "results": rng.randint(0, 140),
@@ -392,7 +400,10 @@ class MessageGenerator:
     def message(self, index, count):
         rng = self.rng
         self.serial += 1
-        call_type = rng.choices(self.types, self.type_weights)[0]
+        # --order-completed-share: that share of all messages are "Order Completed" track calls (no extra draw
+        # without the option, so the default output stays the same).
+        forced_order = self.order_completed_share is not None and rng.random() < self.order_completed_share
+        call_type = "track" if forced_order else rng.choices(self.types, self.type_weights)[0]
         kind, library = self._library(call_type)
         user = self._pick_user()
         # Events spread over the span in order, with jitter, as a live stream would be.
@@ -415,7 +426,10 @@ class MessageGenerator:
         message["integrations"] = integrations
 
         if call_type == "track":
-            message["event"], message["properties"] = self._track(user)
+            if forced_order:
+                message["event"], message["properties"] = "Order Completed", self._order()
+            else:
+                message["event"], message["properties"] = self._track(user)
         elif call_type == "page":
             page = message["context"]["page"]
             matching = [p for p in PAGES if p[0] == page["path"]][0]
@@ -493,7 +507,8 @@ def build_stream(options):
     retries = int(round(options.count * options.retry_share))
     distinct = options.count - retries
     user_count = options.users or max(1, distinct // 8)
-    generator = MessageGenerator(rng, options.start, options.span_seconds, user_count, options.type_weights)
+    generator = MessageGenerator(rng, options.start, options.span_seconds, user_count, options.type_weights,
+                                 options.order_completed_share)
     keyed = [((index, 0, 0), generator.message(index, distinct)) for index in range(distinct)]
     # A retry resends the very same message (same messageId, same bytes) a little later in the stream.
     for retry in range(retries):
@@ -520,11 +535,16 @@ def main(argv=None):
     parser.add_argument("--users", type=int, default=0, help="distinct users (default: one per 8 messages)")
     parser.add_argument("--type-weights", type=parse_type_weights, default=dict(DEFAULT_TYPE_WEIGHTS),
                         help="relative call type weights, e.g. track=52,page=27,identify=8,screen=7,group=3,alias=3")
+    parser.add_argument("--order-completed-share", type=float, default=None, metavar="F",
+                        help="make this share of all messages \"Order Completed\" track calls, and no others "
+                             "(other orders become \"Checkout Started\"); default: the natural mix, about 3%%")
     options = parser.parse_args(argv)
     if options.count < 0:
         parser.error("--count must not be negative")
     if not 0.0 <= options.retry_share < 1.0:
         parser.error("--retry-share must be in [0, 1)")
+    if options.order_completed_share is not None and not 0.0 <= options.order_completed_share <= 1.0:
+        parser.error("--order-completed-share must be in [0, 1]")
     if options.array_batch < 0:
         parser.error("--array-batch must not be negative")
 

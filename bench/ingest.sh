@@ -20,6 +20,10 @@
 #                         'keep' leaves what runuser/the shell gives, often 1024, see bench/README.md)
 #   --no-node             skip baseline R (no Node.js needed)    --no-curves   skip the curves
 #   --no-profile          skip the perf profile of the worker    --no-save     do not write bench/results/
+#   --set NAME=VALUE      one more server setting in the cluster's postgresql.conf, after the README's (repeatable;
+#                         e.g. --set segment_webhook.warehouse=off); the report's settings line lists them
+#   --after-rounds SQL    a query run once right after the rounds (before the curves); its rows go into the
+#                         report's header as 'after rounds:' (e.g. to check what a background job did)
 # Environment: PG_BIN (default /usr/lib/postgresql/15/bin).
 set -euo pipefail
 
@@ -43,6 +47,8 @@ P1_BATCH=500
 SECRET='bench-shared-secret-9f2c'
 SERVER_NOFILE=$(ulimit -Hn)
 PERF_FREQUENCY=999
+EXTRA_SETTINGS=()
+AFTER_ROUNDS_SQL=
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -61,6 +67,10 @@ while [ $# -gt 0 ]; do
         --no-curves) WITH_CURVES=0; shift ;;
         --no-profile) WITH_PROFILE=0; shift ;;
         --no-save) SAVE=0; shift ;;
+        --set)
+            [[ "$2" =~ ^[A-Za-z_][A-Za-z0-9_.]*=.*$ ]] || { echo "--set wants NAME=VALUE, got: $2" >&2; exit 2; }
+            EXTRA_SETTINGS+=("$2"); shift 2 ;;
+        --after-rounds) AFTER_ROUNDS_SQL=$2; shift 2 ;;
         -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -217,6 +227,13 @@ shared_preload_libraries = 'segment_webhook'
 segment_webhook.port = $WEBHOOK_PORT
 segment_webhook.role = 'segment_ingest'
 CONF
+if [ "${#EXTRA_SETTINGS[@]}" -gt 0 ]; then
+    echo "# bench/ingest.sh --set" >>"$DATA_DIR/postgresql.conf"
+    for setting in "${EXTRA_SETTINGS[@]}"; do
+        # Quoted, with quotes doubled: postgresql.conf accepts every type of setting as a quoted string.
+        printf "%s = '%s'\n" "${setting%%=*}" "$(sed "s/'/''/g" <<<"${setting#*=}")" >>"$DATA_DIR/postgresql.conf"
+    done
+fi
 LIBRARY_AT_START=$(library_fingerprint)
 # The server keeps the build it loaded at start even if the library is reinstalled meanwhile (other work on
 # this machine does that), and perf would then read the symbols of the new file. So perf records no build ids
@@ -417,6 +434,11 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+AFTER_ROUNDS_RESULT=
+if [ -n "$AFTER_ROUNDS_SQL" ]; then
+    AFTER_ROUNDS_RESULT=$(psql_run -At -F ' | ' -c "$AFTER_ROUNDS_SQL")
+    log "after the rounds: $(tr '\n' ';' <<<"$AFTER_ROUNDS_RESULT")"
+fi
 
 # ---------------------------------------------------------------------------------------------------------
 # Curves: P2 events/s against segment_webhook.batch_delay, and against the number of connections.
@@ -534,6 +556,13 @@ fi
     fi
     echo "limits:      open files soft limit of the server's processes $WORKER_NOFILE ($( [ "$SERVER_NOFILE" = keep ] && echo 'as runuser/the shell gave it' || echo 'raised to the hard limit by the script'))"
     echo "settings:    initdb defaults (shared_buffers $(psql_value 'SHOW shared_buffers'), synchronous_commit $(psql_value 'SHOW synchronous_commit'), wal_sync_method $(psql_value 'SHOW wal_sync_method'), max_wal_size $(psql_value 'SHOW max_wal_size')) plus shared_preload_libraries = 'segment_webhook', segment_webhook.port, segment_webhook.role = 'segment_ingest' with the README's grants plus SELECT (source_id, message_id) ON segment_events, which the worker's INSERT ... RETURNING needs; worker defaults batch_size 500, batch_delay 5ms, workers 1"
+    if [ "${#EXTRA_SETTINGS[@]}" -gt 0 ]; then
+        echo "set:         ${EXTRA_SETTINGS[*]} (--set; shown now: $(for setting in "${EXTRA_SETTINGS[@]}"; do printf '%s ' "$(psql_value "SHOW ${setting%%=*}" 2>/dev/null || echo unknown)"; done | sed 's/ $//'))"
+    fi
+    if [ -n "$AFTER_ROUNDS_SQL" ]; then
+        echo "query:       $AFTER_ROUNDS_SQL (--after-rounds)"
+        sed 's/^/after rounds: /' <<<"$AFTER_ROUNDS_RESULT"
+    fi
     echo "table:       segment_events as the extension creates it: primary key (id), unique (source_id, message_id); truncated and CHECKPOINT before every scenario"
     echo "data:        $P1_MESSAGES messages from bench/gen_events.py --seed $SEED --retry-share $RETRY_SHARE ($P1_UNIQUE distinct messageIds); P2/R use the first $P2_MESSAGES ($P2_UNIQUE distinct); body bytes $(python3 -c 'import sys; s = [len(l) - 1 for l in open(sys.argv[1], "rb")]; print("avg %d, min %d, max %d" % (sum(s) / len(s), min(s), max(s)))' "$WORK_DIR/messages.jsonl")"
     echo "load:        P1 = $P1_BATCH messages per request (JSON array, X-Signature over the first element), $P1_CONNECTIONS keep-alive connections; P2 = one message per request, $P2_CONNECTIONS connections; one request in flight per connection"
