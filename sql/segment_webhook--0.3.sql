@@ -337,6 +337,16 @@ CREATE AGGREGATE segment_warehouse_discover(source_id integer, type text, event 
     STYPE = internal,
     FINALFUNC = segment_warehouse_discover_finalfn
 );
+CREATE FUNCTION segment_warehouse_missing_transfn(internal, bigint, bigint, bigint) RETURNS internal
+    AS 'MODULE_PATHNAME', 'segment_warehouse_missing_transfn' LANGUAGE C PARALLEL UNSAFE;
+CREATE FUNCTION segment_warehouse_missing_finalfn(internal) RETURNS text
+    AS 'MODULE_PATHNAME', 'segment_warehouse_missing_finalfn' LANGUAGE C PARALLEL UNSAFE;
+CREATE AGGREGATE segment_warehouse_missing(id bigint, above bigint, up_to bigint) (
+    SFUNC = segment_warehouse_missing_transfn,
+    STYPE = internal,
+    FINALFUNC = segment_warehouse_missing_finalfn
+);
+COMMENT ON AGGREGATE segment_warehouse_missing(bigint, bigint, bigint) IS 'the ids in (above, up_to] that no input row had, as an int8multirange literal';
 COMMENT ON AGGREGATE segment_warehouse_discover(integer, text, text, jsonb) IS 'the warehouse relations and columns (name, type, JSON paths) that a set of stored messages calls for';
 
 -- One row per relation of a source's warehouse schema.
@@ -832,12 +842,12 @@ BEGIN
     upper_id := least(upper_id, examined_to + 100000);
     IF upper_id IS NOT NULL AND upper_id > examined_to THEN
         SELECT @extschema@.segment_warehouse_discover(e.source_id, e.type, e.event, e.payload), count(*),
-               range_agg(int8range(e.id, e.id, '[]'))
-        INTO discovered, rows_in_range, seen
+               @extschema@.segment_warehouse_missing(e.id, examined_to, upper_id)::int8multirange
+        INTO discovered, rows_in_range, missing
         FROM @extschema@.segment_events e WHERE e.id > examined_to AND e.id <= upper_id;
         examined := examined + rows_in_range;
         PERFORM @extschema@.segment_warehouse_merge(discovered);
-        missing := int8multirange(int8range(examined_to, upper_id, '(]')) - coalesce(seen, '{}'::int8multirange);
+        missing := coalesce(missing, int8multirange(int8range(examined_to, upper_id, '(]')));
         IF NOT isempty(missing) THEN
             INSERT INTO @extschema@.segment_warehouse_gaps (ids, horizon, next_check)
             VALUES (missing, horizon, clock_timestamp() + interval '500 milliseconds');

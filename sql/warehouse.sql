@@ -133,3 +133,6 @@ SELECT segment_json_bigint('12'), segment_json_bigint('1.5'), segment_json_bigin
 SELECT segment_snake_case('Order Completed'), segment_snake_case('APIKeyCreated'), segment_snake_case('context.userAgent');
 DROP OWNED BY warehouse_reader;
 DROP ROLE warehouse_reader;
+-- the ids a pass did not see, for a later look
+SELECT segment_warehouse_missing(id, 0, 10) FROM unnest(ARRAY[1, 2, 5, 10, 11]::bigint[]) AS id;
+SELECT segment_warehouse_missing(id, 0, 3) IS NULL AS no_row_no_answer FROM unnest(ARRAY[]::bigint[]) AS id;

@@ -23,6 +23,8 @@ extern "C" {
 PG_FUNCTION_INFO_V1(segment_snake_case);
 PG_FUNCTION_INFO_V1(segment_warehouse_discover_transfn);
 PG_FUNCTION_INFO_V1(segment_warehouse_discover_finalfn);
+PG_FUNCTION_INFO_V1(segment_warehouse_missing_transfn);
+PG_FUNCTION_INFO_V1(segment_warehouse_missing_finalfn);
 PG_FUNCTION_INFO_V1(segment_json_bigint);
 PG_FUNCTION_INFO_V1(segment_json_float8);
 PG_FUNCTION_INFO_V1(segment_json_boolean);
@@ -96,15 +98,14 @@ struct KeyPath {
 };
 
 void append_leaf(StringInfo out, Section section, ColumnType type, const KeyPath &path, int keys) {
-    appendStringInfoChar(out, static_cast<char>(section));
-    appendStringInfoChar(out, static_cast<char>(type));
-    appendStringInfoChar(out, static_cast<char>(keys & 0xff));
-    appendStringInfoChar(out, static_cast<char>(keys >> 8));
+    const char header[4] = {static_cast<char>(section), static_cast<char>(type),
+                            static_cast<char>(keys & 0xff), static_cast<char>(keys >> 8)};
+    appendBinaryStringInfo(out, header, sizeof header);
     for (int k = 0; k < keys; ++k) {
         const uint32 length = static_cast<uint32>(path.length[k]);
-        for (int shift = 0; shift < 32; shift += 8) {
-            appendStringInfoChar(out, static_cast<char>((length >> shift) & 0xff));
-        }
+        const char prefix[4] = {static_cast<char>(length & 0xff), static_cast<char>((length >> 8) & 0xff),
+                                static_cast<char>((length >> 16) & 0xff), static_cast<char>(length >> 24)};
+        appendBinaryStringInfo(out, prefix, sizeof prefix);
         appendBinaryStringInfo(out, path.key[k], path.length[k]);
     }
 }
@@ -266,6 +267,80 @@ Datum segment_warehouse_discover_finalfn(PG_FUNCTION_ARGS) {
     char *copy = pnstrdup(json, length);
     free(json);
     PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(copy)));
+}
+
+// segment_warehouse_missing(id bigint, above bigint, up_to bigint): the ids in (above, up_to] that no input
+// row had, as an int8multirange literal. A bitmap of the range: the examined ranges hold at most 100,000 ids.
+struct MissingState {
+    int64 above;
+    int64 up_to;
+    uint8 *seen;
+};
+
+Datum segment_warehouse_missing_transfn(PG_FUNCTION_ARGS) {
+    MemoryContext aggregate_context;
+    if (!AggCheckCallContext(fcinfo, &aggregate_context)) {
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("segment_warehouse_missing can only be called as an aggregate")));
+    }
+    MissingState *state;
+    if (PG_ARGISNULL(0)) {
+        if (PG_ARGISNULL(2) || PG_ARGISNULL(3)) {
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                            errmsg("segment_warehouse_missing needs both bounds")));
+        }
+        const int64 above = PG_GETARG_INT64(2);
+        const int64 up_to = PG_GETARG_INT64(3);
+        if (up_to < above || up_to - above > 100000000) {
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("segment_warehouse_missing: range (%lld, %lld] is empty or too large",
+                                   static_cast<long long>(above), static_cast<long long>(up_to))));
+        }
+        state = static_cast<MissingState *>(MemoryContextAllocZero(aggregate_context, sizeof(MissingState)));
+        state->above = above;
+        state->up_to = up_to;
+        state->seen =
+            static_cast<uint8 *>(MemoryContextAllocZero(aggregate_context, (up_to - above) / 8 + 1));
+    } else {
+        state = reinterpret_cast<MissingState *>(PG_GETARG_POINTER(0));
+    }
+    if (!PG_ARGISNULL(1)) {
+        const int64 id = PG_GETARG_INT64(1);
+        if (id > state->above && id <= state->up_to) {
+            const int64 bit = id - state->above - 1;
+            state->seen[bit / 8] |= static_cast<uint8>(1u << (bit % 8));
+        }
+    }
+    PG_RETURN_POINTER(state);
+}
+
+Datum segment_warehouse_missing_finalfn(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(0)) {
+        PG_RETURN_NULL();  // no row: the caller knows its range
+    }
+    const MissingState *state = reinterpret_cast<MissingState *>(PG_GETARG_POINTER(0));
+    StringInfoData ranges;
+    initStringInfo(&ranges);
+    appendStringInfoChar(&ranges, '{');
+    const int64 count = state->up_to - state->above;
+    int64 bit = 0;
+    bool first = true;
+    while (bit < count) {
+        if (state->seen[bit / 8] & (1u << (bit % 8))) {
+            ++bit;
+            continue;
+        }
+        const int64 start = bit;
+        while (bit < count && !(state->seen[bit / 8] & (1u << (bit % 8)))) {
+            ++bit;
+        }
+        appendStringInfo(&ranges, "%s[%lld,%lld)", first ? "" : ",",
+                         static_cast<long long>(state->above + 1 + start),
+                         static_cast<long long>(state->above + 1 + bit));
+        first = false;
+    }
+    appendStringInfoChar(&ranges, '}');
+    PG_RETURN_TEXT_P(cstring_to_text_with_len(ranges.data, ranges.len));
 }
 
 Datum segment_json_bigint(PG_FUNCTION_ARGS) {

@@ -57,7 +57,10 @@ my %settings = (
     lock_timeout => [ q{'300ms'}, '300ms' ],
     cors_origins => [ q{'http://allowed.example'}, 'http://allowed.example' ],
     trust_proxy => [ 'on', 'on' ],
-    direct_insert => [ 'off', 'off' ],);
+    direct_insert => [ 'off', 'off' ],
+    warehouse => [ 'off', 'off' ],
+    warehouse_max_columns => [ '20', '20' ],
+    warehouse_max_relations => [ '3', '3' ],);
 
 # The list above must name every setting the library defines, so that a new one is not forgotten here.
 my $settings_source = slurp_file("$FindBin::RealBin/../../src/pg/settings.cc");
@@ -322,6 +325,23 @@ for my $n (1 .. 4)
     is(answer($response)->{accepted}, 2, "direct_insert = on: batch $n [b, a] stored");
     is(ids_in_order("direct-$n-b", "direct-$n-a"), 't',
         "direct_insert = on: batch $n: id(b) < id(a), arrival order");
+}
+
+# --- warehouse = off, warehouse_max_columns = 20, warehouse_max_relations = 3 ------------------------------------------
+{
+    my %wide = map { ("p$_" => $_) } 1 .. 25;
+    $response = post_webhook($port,
+        encode_json_compact([ map { track_message("warehouse-$_", event => "Event $_", properties => \%wide) } 1 .. 4 ]),
+        key => $key);
+    is(answer($response)->{accepted}, 4, 'warehouse: four events with 25 properties each are stored');
+    usleep(3_000_000);
+    is(sql(q{SELECT count(*) FROM ingest.segment_warehouse_relations WHERE relation LIKE 'event_%'}), '0',
+        'warehouse = off: no pass in 3 s recorded a relation for them');
+    sql('SELECT ingest.segment_warehouse_sync()');    # a pass of this session, under the same configuration
+    is(sql(q{SELECT count(*) FROM ingest.segment_warehouse_relations WHERE kind = 'event'}), '3',
+        'warehouse_max_relations = 3: three event relations (the default is 500)');
+    is(sql(q{SELECT max(n) FROM (SELECT count(*) AS n FROM ingest.segment_warehouse_columns GROUP BY source_id, relation) c}),
+        '20', 'warehouse_max_columns = 20: twenty columns in the widest relation (the default is 1000)');
 }
 
 # --- No crash along the way ---------------------------------------------------------------------------------------------
