@@ -775,13 +775,45 @@ $$;
 REVOKE EXECUTE ON FUNCTION segment_warehouse_merge(jsonb) FROM PUBLIC;
 
 -- The base relations of every source that has a warehouse schema (a source inserted by hand gets them too).
+-- pages always has the web context columns of Segment's spec (campaign, page, IP, user agent, library), so that
+-- models written for web sources, which select them all, run before each has been seen.
 CREATE FUNCTION segment_warehouse_add_base_relations() RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO @extschema@.segment_warehouse_relations (source_id, relation, kind)
     SELECT s.id, k.kind, k.kind FROM @extschema@.segment_sources s
     CROSS JOIN unnest(ARRAY['tracks', 'identifies', 'pages', 'screens', 'groups', 'aliases', 'users']) AS k(kind)
     WHERE s.warehouse_schema IS NOT NULL
-    ON CONFLICT DO NOTHING
+    ON CONFLICT DO NOTHING;
+    WITH web(n, name, path) AS (
+        VALUES (1, 'context_campaign_source', '["context","campaign","source"]'),
+               (2, 'context_campaign_medium', '["context","campaign","medium"]'),
+               (3, 'context_campaign_name', '["context","campaign","name"]'),
+               (4, 'context_campaign_term', '["context","campaign","term"]'),
+               (5, 'context_campaign_content', '["context","campaign","content"]'),
+               (6, 'context_ip', '["context","ip"]'),
+               (7, 'context_user_agent', '["context","userAgent"]'),
+               (8, 'context_page_path', '["context","page","path"]'),
+               (9, 'context_page_referrer', '["context","page","referrer"]'),
+               (10, 'context_page_search', '["context","page","search"]'),
+               (11, 'context_page_title', '["context","page","title"]'),
+               (12, 'context_page_url', '["context","page","url"]'),
+               (13, 'context_library_name', '["context","library","name"]'),
+               (14, 'context_library_version', '["context","library","version"]')
+    ), added AS (
+        INSERT INTO @extschema@.segment_warehouse_columns (source_id, relation, column_name, column_type, paths, position)
+        SELECT r.source_id, r.relation, web.name, 'text', jsonb_build_array(web.path::jsonb),
+               coalesce((SELECT max(c.position) FROM @extschema@.segment_warehouse_columns c
+                         WHERE c.source_id = r.source_id AND c.relation = r.relation), 0) + web.n
+        FROM @extschema@.segment_warehouse_relations r CROSS JOIN web
+        WHERE r.kind = 'pages'
+          AND NOT EXISTS (SELECT FROM @extschema@.segment_warehouse_columns c
+                          WHERE c.source_id = r.source_id AND c.relation = r.relation AND c.column_name = web.name)
+        ON CONFLICT DO NOTHING
+        RETURNING source_id, relation
+    )
+    UPDATE @extschema@.segment_warehouse_relations r SET pending = true
+    FROM (SELECT DISTINCT source_id, relation FROM added) a
+    WHERE r.source_id = a.source_id AND r.relation = a.relation
 $$;
 REVOKE EXECUTE ON FUNCTION segment_warehouse_add_base_relations() FROM PUBLIC;
 
