@@ -45,8 +45,10 @@ ok($node->safe_psql('restored', q{SELECT segment_create_source('second') IS NOT 
 
 is($node->safe_psql('restored', 'SELECT id || \'/\' || price FROM public.expensive_a'), 'a/2',
     'the warehouse view and a view built on it survive');
-is($node->safe_psql('restored', q{SELECT string_agg(relation || '.' || column_name, ',' ORDER BY relation)
-                                  FROM segment_warehouse_columns}), 'a.price', 'the warehouse catalog survives');
+my $catalog = q{SELECT string_agg(relation || '.' || column_name || ':' || column_type, ',' ORDER BY relation, position)
+                FROM segment_warehouse_columns WHERE source_id = (SELECT id FROM segment_sources WHERE name = 'web')};
+is($node->safe_psql('restored', $catalog), $node->safe_psql('postgres', $catalog), 'the warehouse catalog survives');
+like($node->safe_psql('restored', $catalog), qr/\ba\.price:bigint\b/, 'with the discovered columns');
 is($node->safe_psql('restored', 'SELECT segment_warehouse_sync()'), '1',
     'what was examined before the dump is not examined again');
 is($node->safe_psql('restored', 'SELECT count(*) FROM web.c'), '1', 'the new event gets its relation');
