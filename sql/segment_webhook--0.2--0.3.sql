@@ -297,9 +297,12 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
                 MESSAGE = format('%s exists and is not a view of segment_webhook', qualified);
         END IF;
+        -- Views, materialized views and SQL-bodied functions built on it (not its own _RETURN rule).
         has_dependents := EXISTS (
-            SELECT FROM pg_depend d JOIN pg_rewrite w ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
-            WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = view_oid AND w.ev_class <> view_oid);
+            SELECT FROM pg_depend d
+            WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = view_oid AND d.deptype = 'n'
+              AND NOT (d.classid = 'pg_rewrite'::regclass
+                       AND d.objid IN (SELECT w.oid FROM pg_rewrite w WHERE w.ev_class = view_oid)));
         FOR existing IN
             SELECT a.attnum, a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type_name
             FROM pg_attribute a WHERE a.attrelid = view_oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
