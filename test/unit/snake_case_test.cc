@@ -52,6 +52,8 @@ TEST(SnakeCase, AcronymsStayOneWordWithTheLowerCaseAfterThem) {
     // A digit ending the kept prefix starts the next word when an upper-case letter follows.
     EXPECT_EQ(snake_case("foo2Bar"), "foo_2bar");
     EXPECT_EQ(snake_case("2Fast"), "2fast");
+    // The same rule splits a kept prefix ending in a digit before any other byte, as the converter does.
+    EXPECT_EQ(snake_case("2_2."), "2__2");
 }
 
 TEST(SnakeCase, UnderscoresAndEmptyResults) {
