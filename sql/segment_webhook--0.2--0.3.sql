@@ -57,6 +57,16 @@ CREATE AGGREGATE segment_warehouse_missing(id bigint, above bigint, up_to bigint
     STYPE = internal,
     FINALFUNC = segment_warehouse_missing_finalfn
 );
+-- The same, skipping messages of a shape whose columns a committed pass of this session recorded in the given
+-- catalog table (the warehouse worker's passes, one a second, over traffic of mostly known shapes).
+CREATE FUNCTION segment_warehouse_discover_transfn(internal, integer, text, text, jsonb, regclass) RETURNS internal
+    AS 'MODULE_PATHNAME', 'segment_warehouse_discover_transfn' LANGUAGE C PARALLEL UNSAFE;
+CREATE AGGREGATE segment_warehouse_discover(source_id integer, type text, event text, payload jsonb, skip_known_in regclass) (
+    SFUNC = segment_warehouse_discover_transfn,
+    STYPE = internal,
+    FINALFUNC = segment_warehouse_discover_finalfn
+);
+COMMENT ON AGGREGATE segment_warehouse_discover(integer, text, text, jsonb, regclass) IS 'segment_warehouse_discover, skipping the shapes a committed pass of this session recorded in skip_known_in';
 COMMENT ON AGGREGATE segment_warehouse_missing(bigint, bigint, bigint) IS 'the ids in (above, up_to] that no input row had, as an int8multirange literal';
 COMMENT ON AGGREGATE segment_warehouse_discover(integer, text, text, jsonb) IS 'the warehouse relations and columns (name, type, JSON paths) that a set of stored messages calls for';
 
@@ -549,17 +559,22 @@ DECLARE
     gap record;
     target record;
     message text;
+    tracked integer[];
 BEGIN
     -- One pass at a time (the worker's, or a caller's).
     INSERT INTO @extschema@.segment_warehouse_progress DEFAULT VALUES ON CONFLICT DO NOTHING;
     SELECT p.examined_to INTO examined_to FROM @extschema@.segment_warehouse_progress p FOR UPDATE;
     PERFORM @extschema@.segment_warehouse_add_base_relations();
+    -- Only the events of sources with a warehouse schema are examined.
+    SELECT coalesce(array_agg(s.id), '{}') INTO tracked FROM @extschema@.segment_sources s
+    WHERE s.warehouse_schema IS NOT NULL;
 
     -- Ids that were missing: their transactions may have committed since. Looked at every second for a minute,
     -- then every ten seconds, until no transaction that could hold them is left.
     FOR gap IN SELECT g.ctid AS row_id, g.* FROM @extschema@.segment_warehouse_gaps g WHERE g.next_check <= clock_timestamp() LOOP
-        SELECT @extschema@.segment_warehouse_discover(e.source_id, e.type, e.event, e.payload), count(e.id),
-               range_agg(int8range(e.id, e.id, '[]'))
+        SELECT @extschema@.segment_warehouse_discover(e.source_id, e.type, e.event, e.payload,
+                   '@extschema@.segment_warehouse_columns'::regclass) FILTER (WHERE e.source_id = ANY (tracked)),
+               count(e.id), range_agg(int8range(e.id, e.id, '[]'))
         INTO discovered, rows_in_range, seen
         FROM unnest(gap.ids) AS r(ids)
         CROSS JOIN LATERAL (SELECT * FROM @extschema@.segment_events e
@@ -587,8 +602,9 @@ BEGIN
     horizon := pg_snapshot_xmax(pg_current_snapshot());
     upper_id := least(upper_id, examined_to + 100000);
     IF upper_id IS NOT NULL AND upper_id > examined_to THEN
-        SELECT @extschema@.segment_warehouse_discover(e.source_id, e.type, e.event, e.payload), count(*),
-               @extschema@.segment_warehouse_missing(e.id, examined_to, upper_id)::int8multirange
+        SELECT @extschema@.segment_warehouse_discover(e.source_id, e.type, e.event, e.payload,
+                   '@extschema@.segment_warehouse_columns'::regclass) FILTER (WHERE e.source_id = ANY (tracked)),
+               count(*), @extschema@.segment_warehouse_missing(e.id, examined_to, upper_id)::int8multirange
         INTO discovered, rows_in_range, missing
         FROM @extschema@.segment_events e WHERE e.id > examined_to AND e.id <= upper_id;
         examined := examined + rows_in_range;

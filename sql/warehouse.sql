@@ -126,6 +126,17 @@ SELECT segment_ingest('Taken', '{"type":"track","messageId":"x-1","userId":"u","
 SELECT segment_warehouse_sync() AS examined;
 SELECT count(*) AS hidden_relations FROM segment_warehouse_relations WHERE relation = 'hidden';
 
+-- a pass that rolls back leaves nothing behind: the next one finds the same columns (shapes a session skips are
+-- only those of its committed passes)
+SELECT segment_ingest('Shop Web', '{"type":"track","messageId":"r-1","userId":"u-1","event":"Rolled Back","properties":{"kept":true}}');
+BEGIN;
+SELECT segment_warehouse_sync() AS examined;
+SELECT count(*) AS columns_inside FROM segment_warehouse_columns WHERE relation = 'rolled_back';
+ROLLBACK;
+SELECT count(*) AS columns_after_rollback FROM segment_warehouse_columns WHERE relation = 'rolled_back';
+SELECT segment_warehouse_sync() AS examined;
+SELECT id, kept FROM shop.rolled_back;
+
 -- the conversions never fail
 SELECT segment_json_bigint('12'), segment_json_bigint('1.5'), segment_json_bigint('"12"'), segment_json_bigint('99999999999999999999'),
        segment_json_float8('1e400'), segment_json_boolean('"true"'), segment_json_timestamptz('"2026-01-02T03:04:05+01:00"'),

@@ -211,17 +211,21 @@ void WarehouseDiscovery::add_column(DiscoveredRelation &relation, const std::str
     column.paths.push_back(path);
 }
 
-void WarehouseDiscovery::add(int32_t source_id, MessageKind kind, std::string_view event,
-                             std::string_view leaves) {
+uint64_t WarehouseDiscovery::shape_of(int32_t source_id, MessageKind kind, std::string_view event,
+                                      std::string_view leaves) noexcept {
     uint64_t shape = 14695981039346656037ull;
     shape = fnv1a(shape, &source_id, sizeof source_id);
     shape = fnv1a(shape, &kind, sizeof kind);
     const uint64_t event_length = event.size();
     shape = fnv1a(shape, &event_length, sizeof event_length);
     shape = fnv1a(shape, event.data(), event.size());
-    shape = fnv1a(shape, leaves.data(), leaves.size());
-    if (!seen_shapes_.insert(shape).second) {
-        return;
+    return fnv1a(shape, leaves.data(), leaves.size());
+}
+
+bool WarehouseDiscovery::add(int32_t source_id, MessageKind kind, std::string_view event,
+                             std::string_view leaves) {
+    if (!seen_shapes_.insert(shape_of(source_id, kind, event, leaves)).second) {
+        return false;
     }
 
     // The relations this message feeds: (name, kind, which sections).
@@ -283,6 +287,7 @@ void WarehouseDiscovery::add(int32_t source_id, MessageKind kind, std::string_vi
             add_column(found, leaf.name, leaf.type, leaf.path);
         }
     }
+    return true;
 }
 
 std::string WarehouseDiscovery::to_json() const {

@@ -58,7 +58,13 @@ struct DiscoveredRelation {
 class WarehouseDiscovery {
   public:
     // `leaves` in the flat encoding above; `event` only matters for tracks. Malformed leaves are ignored.
-    void add(int32_t source_id, MessageKind kind, std::string_view event, std::string_view leaves);
+    // Returns false when a message of the same shape was added before (nothing to do).
+    bool add(int32_t source_id, MessageKind kind, std::string_view event, std::string_view leaves);
+
+    // The shape of a message: its source, kind, event and leaves (keys and value types, not values). Two
+    // messages of one shape call for the same relations and columns.
+    static uint64_t shape_of(int32_t source_id, MessageKind kind, std::string_view event,
+                             std::string_view leaves) noexcept;
 
     // What was found, as JSON: [{"source_id":…,"relation":…,"kind":…,"events":[…],"columns":[{"name":…,
     // "type":…,"paths":[[…],…]},…]},…].

@@ -13,10 +13,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "pg/postgres_headers.h"
 
 extern "C" {
+#include "access/xact.h"
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
 
@@ -148,7 +151,55 @@ void walk_section(StringInfo out, Jsonb *payload, const char *key, Section secti
 
 struct DiscoverState {
     segment::WarehouseDiscovery *discovery;
+    bool use_committed_shapes;
 };
+
+// Shapes whose columns a committed pass of this backend has recorded: the warehouse worker makes a pass every
+// second over traffic of mostly known shapes, and skips those. Promoted from `pending_shapes` when the pass's
+// transaction commits, dropped when it aborts; cleared when the catalog table is another one (the extension
+// was created again) or when the set grows past kMaxCommittedShapes.
+constexpr size_t kMaxCommittedShapes = 1000000;
+std::unordered_set<uint64_t> *committed_shapes = nullptr;
+std::vector<uint64_t> *pending_shapes = nullptr;
+Oid committed_shapes_catalog = InvalidOid;
+bool shape_callback_registered = false;
+
+void promote_pending_shapes(XactEvent event, void *) {
+    if (pending_shapes == nullptr || pending_shapes->empty()) {
+        return;
+    }
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
+        try {
+            if (committed_shapes->size() + pending_shapes->size() > kMaxCommittedShapes) {
+                committed_shapes->clear();
+            }
+            committed_shapes->insert(pending_shapes->begin(), pending_shapes->end());
+        } catch (...) {
+            committed_shapes->clear();  // out of memory: forget, the next passes look at everything again
+        }
+        pending_shapes->clear();
+    } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
+        pending_shapes->clear();
+    }
+}
+
+void use_committed_shapes_of(Oid catalog) {
+    if (!shape_callback_registered) {
+        segment_pg::run_cpp("starting warehouse discovery", [] {
+            committed_shapes = new std::unordered_set<uint64_t>();
+            pending_shapes = new std::vector<uint64_t>();
+        });
+        RegisterXactCallback(promote_pending_shapes, nullptr);
+        shape_callback_registered = true;
+    }
+    if (catalog != committed_shapes_catalog) {
+        segment_pg::run_cpp("starting warehouse discovery", [] {
+            committed_shapes->clear();
+            pending_shapes->clear();
+        });
+        committed_shapes_catalog = catalog;
+    }
+}
 
 void delete_discovery(void *arg) {
     DiscoverState *state = static_cast<DiscoverState *>(arg);
@@ -215,6 +266,11 @@ Datum segment_warehouse_discover_transfn(PG_FUNCTION_ARGS) {
         MemoryContextRegisterResetCallback(aggregate_context, callback);
         state->discovery = segment_pg::run_cpp("starting warehouse discovery",
                                                [] { return new segment::WarehouseDiscovery(); });
+        // The optional sixth argument: the catalog table whose committed shapes may be skipped (NULL: none).
+        if (PG_NARGS() > 5 && !PG_ARGISNULL(5)) {
+            use_committed_shapes_of(PG_GETARG_OID(5));
+            state->use_committed_shapes = true;
+        }
     } else {
         state = reinterpret_cast<DiscoverState *>(PG_GETARG_POINTER(0));
     }
@@ -243,8 +299,18 @@ Datum segment_warehouse_discover_transfn(PG_FUNCTION_ARGS) {
                                             ? std::string_view()
                                             : std::string_view(VARDATA_ANY(event), VARSIZE_ANY_EXHDR(event));
     const std::string_view leaf_bytes(leaves.data, static_cast<size_t>(leaves.len));
-    segment_pg::run_cpp("discovering warehouse columns",
-                        [&] { state->discovery->add(source_id, kind, event_name, leaf_bytes); });
+    const bool use_committed = state->use_committed_shapes;
+    segment_pg::run_cpp("discovering warehouse columns", [&] {
+        if (!use_committed) {
+            state->discovery->add(source_id, kind, event_name, leaf_bytes);
+            return;
+        }
+        const uint64_t shape = segment::WarehouseDiscovery::shape_of(source_id, kind, event_name, leaf_bytes);
+        if (committed_shapes->count(shape) == 0 &&
+            state->discovery->add(source_id, kind, event_name, leaf_bytes)) {
+            pending_shapes->push_back(shape);
+        }
+    });
     PG_RETURN_POINTER(state);
 }
 
