@@ -30,7 +30,8 @@
 #                         is max_parallel_workers_per_gather = 0 and jit = off, as bench/sql_functions.sh
 #   --seed S              generator seed (default 20240506)
 #   --force               run the dashboard part even when the free disk looks too small
-#   --no-save             do not write bench/results/warehouse-<date>.txt
+#   --no-save             do not write bench/results/warehouse-<date>.txt (warehouse-ingest-<date>.txt or
+#                         warehouse-dashboard-<date>.txt with --part)
 # Needs what bench/ingest.sh needs (--no-node: no Node.js), and segment_webhook 0.3 installed.
 # Environment: PG_BIN (default /usr/lib/postgresql/15/bin), TMPDIR (where the clusters live).
 set -euo pipefail
@@ -266,12 +267,16 @@ SQL
     t0=$(date +%s.%N)
     SYNC_PASSES=0
     SYNC_EXAMINED=0
-    while :; do
-        examined=$(psql_value 'SELECT segment_warehouse_sync()')
-        SYNC_PASSES=$((SYNC_PASSES + 1))
-        [ "$examined" = 0 ] && break
-        SYNC_EXAMINED=$((SYNC_EXAMINED + examined))
-        [ $((SYNC_PASSES % 50)) = 0 ] && log "  $SYNC_PASSES passes, $SYNC_EXAMINED events examined"
+    SYNC_DONE=0
+    # 20 calls per session, each its own transaction: a session remembers the message shapes its committed
+    # passes recorded, as the warehouse worker's one long session does.
+    while [ "$SYNC_DONE" = 0 ]; do
+        for examined in $(for i in $(seq 1 20); do echo 'SELECT segment_warehouse_sync();'; done | psql_run -At); do
+            SYNC_PASSES=$((SYNC_PASSES + 1))
+            if [ "$examined" = 0 ]; then SYNC_DONE=1; break; fi
+            SYNC_EXAMINED=$((SYNC_EXAMINED + examined))
+        done
+        log "  $SYNC_PASSES passes, $SYNC_EXAMINED events examined"
     done
     SYNC_SECONDS=$(python3 -c "print($(date +%s.%N) - $t0)")
     log "  $SYNC_EXAMINED events examined in $SYNC_PASSES passes, ${SYNC_SECONDS%.*} s"
@@ -373,7 +378,7 @@ SQL
         echo "dashboard queries: views against plain tables ($EVENTS events)"
         echo "  data:      bench/gen_events.py --order-completed-share $ORDER_SHARE, $CHUNKS runs of up to $CHUNK messages (seeds $SEED..$((SEED + CHUNKS - 1))), timestamps over the $DAYS days before the run; source 'web' (schema web)"
         echo "  load:      COPY into an unlogged staging table, INSERT INTO segment_events ... SELECT segment_parse(line::jsonb), one transaction per chunk: generator $(printf '%.0f' "$GEN_SECONDS") s, database $(printf '%.0f' "$LOAD_SECONDS") s ($(python3 -c "print(round($EVENTS / $LOAD_SECONDS))") events/s)"
-        echo "  discovery: segment_warehouse_sync() until it returned 0: $SYNC_EXAMINED events examined in $SYNC_PASSES calls, $(printf '%.1f' "$SYNC_SECONDS") s ($(python3 -c "print(round($SYNC_EXAMINED / max($SYNC_SECONDS, 0.001)))") events/s); then VACUUM ANALYZE segment_events $(printf '%.0f' "$VACUUM_SECONDS") s"
+        echo "  discovery: segment_warehouse_sync() until it returned 0, 20 calls per session: $SYNC_EXAMINED events examined in $SYNC_PASSES calls, $(printf '%.1f' "$SYNC_SECONDS") s ($(python3 -c "print(round($SYNC_EXAMINED / max($SYNC_SECONDS, 0.001)))") events/s); then VACUUM ANALYZE segment_events $(printf '%.0f' "$VACUUM_SECONDS") s"
         echo "  cluster:   initdb defaults plus shared_buffers $(psql_value 'SHOW shared_buffers'), work_mem $(psql_value 'SHOW work_mem'), max_wal_size 4GB, checkpoint_timeout 30min; segment_webhook preloaded, segment_webhook.warehouse = off (discovery only through segment_warehouse_sync())"
         if [ -n "$SESSION_SETTINGS" ]; then
             echo "  session:   $SESSION_SETTINGS (both sides alike; parallel plans would split a query over the two cores the machine shares)"
@@ -417,7 +422,7 @@ RESULT_TEXT=$(
 echo "$RESULT_TEXT"
 if [ "$SAVE" = 1 ]; then
     mkdir -p "$BENCH_DIR/results"
-    RESULT_FILE=$BENCH_DIR/results/warehouse-$(date -u +%Y-%m-%d).txt
+    RESULT_FILE=$BENCH_DIR/results/warehouse-$([ "$PART" = all ] || echo "$PART-")$(date -u +%Y-%m-%d).txt
     echo "$RESULT_TEXT" >"$RESULT_FILE"
     log "results written to $RESULT_FILE"
 fi
