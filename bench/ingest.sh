@@ -563,7 +563,7 @@ fi
         echo "query:       $AFTER_ROUNDS_SQL (--after-rounds)"
         sed 's/^/after rounds: /' <<<"$AFTER_ROUNDS_RESULT"
     fi
-    echo "table:       segment_events as the extension creates it: primary key (id), unique (source_id, message_id); truncated and CHECKPOINT before every scenario"
+    echo "table:       segment_events as the extension creates it, indexes $(psql_value "SELECT string_agg(pg_get_indexdef(indexrelid), '; ' ORDER BY indexrelid) FROM pg_index WHERE indrelid = 'segment_events'::regclass" | sed 's/CREATE \(UNIQUE \)\{0,1\}INDEX \([a-z_]*\) ON [a-z_.]* USING btree /\1\2 /g'); truncated and CHECKPOINT before every scenario"
     echo "data:        $P1_MESSAGES messages from bench/gen_events.py --seed $SEED --retry-share $RETRY_SHARE ($P1_UNIQUE distinct messageIds); P2/R use the first $P2_MESSAGES ($P2_UNIQUE distinct); body bytes $(python3 -c 'import sys; s = [len(l) - 1 for l in open(sys.argv[1], "rb")]; print("avg %d, min %d, max %d" % (sum(s) / len(s), min(s), max(s)))' "$WORK_DIR/messages.jsonl")"
     echo "load:        P1 = $P1_BATCH messages per request (JSON array, X-Signature over the first element), $P1_CONNECTIONS keep-alive connections; P2 = one message per request, $P2_CONNECTIONS connections; one request in flight per connection"
     if [ "$WITH_NODE" = 1 ]; then
