@@ -3,7 +3,8 @@
 // warehouse columns and relations they call for (see sql/segment_webhook--0.3.sql). It never touches the
 // ingest path: no DDL runs in an ingest transaction, and the ingest role needs no DDL right. It idles while
 // segment_webhook.warehouse is off or the installed extension is older than 0.3. Errors are logged once while
-// they last and the worker tries again ten seconds later; nothing here may end the server.
+// they last and the worker tries again ten seconds later (a canceled pass: a second later); nothing here may
+// end the server.
 #include "pg/settings.h"
 
 #include <setjmp.h>
@@ -124,15 +125,18 @@ extern "C" PGDLLEXPORT void segment_webhook_warehouse_main(Datum) {
                            kRetryAfterErrorMs / 1000)));
             snprintf(last_error, sizeof last_error, "%s", error->message);
         }
+        // A canceled pass is made again at the usual pace; any other error waits a while.
+        wait_ms = error->sqlerrcode == ERRCODE_QUERY_CANCELED ? kPassIntervalMs : kRetryAfterErrorMs;
         FreeErrorData(error);
         MemoryContextReset(worker_context);
-        wait_ms = kRetryAfterErrorMs;
     }
     PG_exception_stack = &error_boundary;
 
     for (;;) {
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
+        // pg_cancel_backend() cancels the pass being made, if any; between passes there is nothing to cancel.
+        QueryCancelPending = false;
         CHECK_FOR_INTERRUPTS();
         if (ConfigReloadPending) {
             ConfigReloadPending = false;

@@ -130,6 +130,19 @@ ok(defined seconds_until_column('while_off', 'off_key', 10), 'on again: the rela
 sql('DROP VIEW live_shop.while_off');
 ok(defined seconds_until_column('while_off', 'off_key', 10), 'a dropped view is built again');
 
+# --- pg_cancel_backend and pg_terminate_backend of the warehouse worker ----------------------------------------------
+my $warehouse_pid = sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'segment_webhook warehouse'});
+ok($warehouse_pid, 'the warehouse worker is in pg_stat_activity');
+sql("SELECT pg_cancel_backend($warehouse_pid)");
+ok(send_events({ event => 'After Cancel', properties => { cancel_key => 1 } }), 'an event after a cancel is answered 200');
+ok(defined seconds_until_column('after_cancel', 'cancel_key', 5), 'after a cancel the worker goes on within seconds');
+is(sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'segment_webhook warehouse'}), $warehouse_pid,
+    'the same process: a cancel never ends it');
+sql("SELECT pg_terminate_backend($warehouse_pid)");
+ok(send_events({ event => 'After Terminate', properties => { terminate_key => 1 } }),
+    'an event after a terminate is answered 200');
+ok(defined seconds_until_column('after_terminate', 'terminate_key', 30), 'the postmaster starts the worker again');
+
 unlike(slurp_file($node->logfile), qr/terminated by signal|reinitializing/, 'no crash');
 is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'segment_webhook warehouse'}), '1',
     'the warehouse worker runs');
