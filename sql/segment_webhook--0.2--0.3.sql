@@ -341,15 +341,13 @@ BEGIN
         END LOOP;
     END IF;
 
-    SELECT string_agg(format('%s AS %I', expressions[n], wanted[n]), E',\n       ' ORDER BY n) INTO select_list
+    -- users: the latest non-null value of each trait over the user's identify calls (after its 3 standard columns).
+    SELECT string_agg(format('%s AS %I', CASE WHEN target.kind <> 'users' OR n <= 3 THEN expressions[n] ELSE
+               format('(array_agg(%1$s ORDER BY e.received_at DESC, e.id DESC) FILTER (WHERE %1$s IS NOT NULL))[1]',
+                      expressions[n]) END, wanted[n]), E',\n       ' ORDER BY n) INTO select_list
     FROM generate_subscripts(wanted, 1) AS n;
     from_where := format('FROM @extschema@.segment_events e WHERE e.source_id = %s', source.id);
     IF target.kind = 'users' THEN
-        -- The latest non-null value of each trait over the user's identify calls.
-        SELECT string_agg(format('%s AS %I', CASE WHEN n <= 3 THEN expressions[n] ELSE
-                   format('(array_agg(%1$s ORDER BY e.received_at DESC, e.id DESC) FILTER (WHERE %1$s IS NOT NULL))[1]',
-                          expressions[n]) END, wanted[n]), E',\n       ' ORDER BY n) INTO select_list
-        FROM generate_subscripts(wanted, 1) AS n;
         from_where := from_where || ' AND e.type = ''identify'' AND e.user_id IS NOT NULL GROUP BY e.user_id';
     ELSIF target.kind = 'event' THEN
         from_where := from_where || format(' AND e.type = ''track'' AND e.event = ANY (%L::text[])', target.event_names);
@@ -552,7 +550,6 @@ DECLARE
     upper_id bigint;
     horizon xid8;
     discovered jsonb;
-    seen int8multirange;
     missing int8multirange;
     examined bigint := 0;
     rows_in_range bigint;
@@ -574,14 +571,16 @@ BEGIN
     FOR gap IN SELECT g.ctid AS row_id, g.* FROM @extschema@.segment_warehouse_gaps g WHERE g.next_check <= clock_timestamp() LOOP
         SELECT @extschema@.segment_warehouse_discover(e.source_id, e.type, e.event, e.payload,
                    '@extschema@.segment_warehouse_columns'::regclass) FILTER (WHERE e.source_id = ANY (tracked)),
-               count(e.id), range_agg(int8range(e.id, e.id, '[]'))
-        INTO discovered, rows_in_range, seen
+               count(e.id),
+               @extschema@.segment_warehouse_missing(e.id, lower(gap.ids) - 1, upper(gap.ids) - 1)::int8multirange
+        INTO discovered, rows_in_range, missing
         FROM unnest(gap.ids) AS r(ids)
         CROSS JOIN LATERAL (SELECT * FROM @extschema@.segment_events e
                             WHERE e.id >= lower(r.ids) AND e.id < upper(r.ids)) e;
         examined := examined + rows_in_range;
         PERFORM @extschema@.segment_warehouse_merge(discovered);
-        missing := gap.ids - coalesce(seen, '{}'::int8multirange);
+        -- (No row found: every id is still missing.)
+        missing := gap.ids * coalesce(missing, gap.ids);
         IF isempty(missing) OR pg_snapshot_xmin(pg_current_snapshot()) >= gap.horizon THEN
             DELETE FROM @extschema@.segment_warehouse_gaps g WHERE g.ctid = gap.row_id;
         ELSE
