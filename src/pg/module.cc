@@ -18,33 +18,37 @@ void _PG_init(void);
 
 namespace segment_pg {
 
+namespace {
+
+// One database-connected worker that starts once recovery is over, registered under `name` and `type`.
+void register_worker(const char *function, const char *name, const char *type, int argument,
+                     int restart_seconds) {
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof worker);
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = restart_seconds;
+    snprintf(worker.bgw_library_name, BGW_MAXLEN, "segment_webhook");
+    snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
+    snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
+    snprintf(worker.bgw_type, BGW_MAXLEN, "%s", type);
+    worker.bgw_main_arg = Int32GetDatum(argument);
+    worker.bgw_notify_pid = 0;
+    RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace
+
 void register_workers() {
     for (int i = 0; i < settings.workers; ++i) {
-        BackgroundWorker worker;
-        memset(&worker, 0, sizeof worker);
-        worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-        worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-        worker.bgw_restart_time = 1;
-        snprintf(worker.bgw_library_name, BGW_MAXLEN, "segment_webhook");
-        snprintf(worker.bgw_function_name, BGW_MAXLEN, "segment_webhook_worker_main");
-        snprintf(worker.bgw_name, BGW_MAXLEN, "segment_webhook worker %d", i);
-        snprintf(worker.bgw_type, BGW_MAXLEN, "segment_webhook worker");
-        worker.bgw_main_arg = Int32GetDatum(i);
-        worker.bgw_notify_pid = 0;
-        RegisterBackgroundWorker(&worker);
+        char name[BGW_MAXLEN];
+        snprintf(name, sizeof name, "segment_webhook worker %d", i);
+        register_worker("segment_webhook_worker_main", name, "segment_webhook worker", i, 1);
     }
     // The warehouse worker keeps the warehouse relations up to date (it idles while segment_webhook.warehouse
     // is off or the extension is not installed).
-    BackgroundWorker warehouse;
-    memset(&warehouse, 0, sizeof warehouse);
-    warehouse.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    warehouse.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    warehouse.bgw_restart_time = 10;
-    snprintf(warehouse.bgw_library_name, BGW_MAXLEN, "segment_webhook");
-    snprintf(warehouse.bgw_function_name, BGW_MAXLEN, "segment_webhook_warehouse_main");
-    snprintf(warehouse.bgw_name, BGW_MAXLEN, "segment_webhook warehouse");
-    snprintf(warehouse.bgw_type, BGW_MAXLEN, "segment_webhook warehouse");
-    RegisterBackgroundWorker(&warehouse);
+    register_worker("segment_webhook_warehouse_main", "segment_webhook warehouse",
+                    "segment_webhook warehouse", 0, 10);
 }
 
 }  // namespace segment_pg
