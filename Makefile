@@ -3,8 +3,8 @@
 
 EXTENSION = segment_webhook
 MODULE_big = segment_webhook
-DATA = sql/segment_webhook--0.1.sql sql/segment_webhook--0.2.sql sql/segment_webhook--0.3.sql \
-	sql/segment_webhook--0.1--0.2.sql sql/segment_webhook--0.2--0.3.sql
+DATA = sql/segment_webhook--0.1.sql sql/segment_webhook--0.2.sql sql/segment_webhook--0.3.sql sql/segment_webhook--0.4.sql \
+	sql/segment_webhook--0.1--0.2.sql sql/segment_webhook--0.2--0.3.sql sql/segment_webhook--0.3--0.4.sql
 
 CORE_SRCS = $(wildcard src/core/*.cc)
 PG_SRCS = $(wildcard src/pg/*.cc)

@@ -24,6 +24,12 @@ struct SourceInfo {
     std::string write_key;
     std::optional<std::string> shared_secret;
     bool enabled = true;
+    // The write key and secret before the last rotation, while their grace lasts (empty / absent otherwise).
+    std::string previous_write_key;
+    std::optional<std::string> previous_shared_secret;
+    bool require_full_signature = false;           // only a signature over the whole body is accepted
+    std::optional<int32_t> max_events_per_second;  // absent: unlimited
+    bool honor_deletions = false;                  // {"type":"delete"} forgets the user
 };
 
 // The sources the worker knows, by write key. Rebuilt from segment_sources about once a second.

@@ -184,28 +184,48 @@ void check_extension() {
     state->schema = schema;
 }
 
-// Reloads segment_sources into the directory the request checks use.
+// Reloads segment_sources into the directory the request checks use. Columns a later version added are read
+// through to_jsonb(), so that this library also reads the table of an extension not yet updated (they are
+// then absent, and read as their defaults). A previous write key or secret whose grace has ended reads as
+// NULL: the directory is rebuilt every second, so a grace ends within a second of its time.
 void refresh_sources() {
+    enum Column {
+        kId,
+        kEnabled,
+        kName,
+        kWriteKey,
+        kSecret,
+        kPreviousKey,
+        kPreviousSecret,
+        kFullSignature,
+        kMaxEventsPerSecond,
+        kHonorDeletions,
+        kColumns
+    };
     struct Row {
         int32 id;
         bool enabled;
-        char *name, *write_key, *secret;
+        char *text[kColumns];  // the columns from kName on, as text (NULL for SQL NULL)
     };
     Row *rows = nullptr;
     int count = 0;
     MemoryContext worker_context = CurrentMemoryContext;
     begin_worker_transaction();
-    char *query = psprintf("SELECT id, enabled, name, write_key, shared_secret FROM %s.segment_sources",
-                           quoted_schema_name(state->schema));
+    char *query = psprintf(
+        "SELECT s.id, s.enabled, s.name, s.write_key, s.shared_secret,"
+        " CASE WHEN coalesce((j->>'previous_write_key_expires_at')::timestamptz > now(), true)"
+        " THEN j->>'previous_write_key' END,"
+        " CASE WHEN coalesce((j->>'previous_shared_secret_expires_at')::timestamptz > now(), true)"
+        " THEN j->>'previous_shared_secret' END,"
+        " j->>'require_full_signature', j->>'max_events_per_second', j->>'honor_deletions'"
+        " FROM %s.segment_sources s CROSS JOIN LATERAL (SELECT to_jsonb(s) AS j) r",
+        quoted_schema_name(state->schema));
     int rc = SPI_execute(query, true, 0);
     if (rc != SPI_OK_SELECT) {
         elog(ERROR, "could not read segment_sources: %s", SPI_result_code_string(rc));
     }
-    if (SPI_tuptable->tupdesc->natts < 5) {
-        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH), errmsg("segment_sources has too few columns")));
-    }
-    if (SPI_gettypeid(SPI_tuptable->tupdesc, 1) != INT4OID ||
-        SPI_gettypeid(SPI_tuptable->tupdesc, 2) != BOOLOID) {
+    if (SPI_gettypeid(SPI_tuptable->tupdesc, kId + 1) != INT4OID ||
+        SPI_gettypeid(SPI_tuptable->tupdesc, kEnabled + 1) != BOOLOID) {
         // The table may have been altered: read nothing rather than misread it.
         ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                         errmsg("segment_sources.id must be integer and enabled boolean")));
@@ -215,16 +235,14 @@ void refresh_sources() {
     for (int i = 0; i < count; ++i) {
         HeapTuple tuple = SPI_tuptable->vals[i];
         bool id_null, enabled_null;
-        const Datum id = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &id_null);
-        const Datum enabled = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &enabled_null);
+        const Datum id = SPI_getbinval(tuple, SPI_tuptable->tupdesc, kId + 1, &id_null);
+        const Datum enabled = SPI_getbinval(tuple, SPI_tuptable->tupdesc, kEnabled + 1, &enabled_null);
         rows[i].id = id_null ? 0 : DatumGetInt32(id);
         rows[i].enabled = !enabled_null && DatumGetBool(enabled) && !id_null;
-        char *name = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 3);
-        char *key = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 4);
-        char *secret = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 5);
-        rows[i].name = MemoryContextStrdup(worker_context, name ? name : "");
-        rows[i].write_key = MemoryContextStrdup(worker_context, key ? key : "");
-        rows[i].secret = secret ? MemoryContextStrdup(worker_context, secret) : nullptr;
+        for (int column = kName; column < kColumns; ++column) {
+            char *value = SPI_getvalue(tuple, SPI_tuptable->tupdesc, column + 1);
+            rows[i].text[column] = value ? MemoryContextStrdup(worker_context, value) : nullptr;
+        }
     }
     commit_worker_transaction();
     MemoryContextSwitchTo(worker_context);
@@ -233,26 +251,39 @@ void refresh_sources() {
         std::vector<segment::SourceInfo> sources;
         sources.reserve(static_cast<size_t>(count));
         for (int i = 0; i < count; ++i) {
-            if (rows[i].write_key[0] == '\0') {
+            const char *const *text = rows[i].text;
+            if (text[kWriteKey] == nullptr || text[kWriteKey][0] == '\0') {
                 continue;  // a key that was made NULL or empty matches nobody
             }
             segment::SourceInfo source;
             source.id = rows[i].id;
             source.enabled = rows[i].enabled;
-            source.name = rows[i].name;
-            source.write_key = rows[i].write_key;
-            if (rows[i].secret != nullptr) {
-                source.shared_secret = std::string(rows[i].secret);
+            source.name = text[kName] ? text[kName] : "";
+            source.write_key = text[kWriteKey];
+            if (text[kSecret] != nullptr) {
+                source.shared_secret = std::string(text[kSecret]);
+            }
+            if (text[kPreviousKey] != nullptr) {
+                source.previous_write_key = text[kPreviousKey];
+            }
+            if (text[kPreviousSecret] != nullptr) {
+                source.previous_shared_secret = std::string(text[kPreviousSecret]);
+            }
+            source.require_full_signature = text[kFullSignature] && strcmp(text[kFullSignature], "true") == 0;
+            source.honor_deletions = text[kHonorDeletions] && strcmp(text[kHonorDeletions], "true") == 0;
+            if (text[kMaxEventsPerSecond] != nullptr) {
+                source.max_events_per_second =
+                    static_cast<int32_t>(strtol(text[kMaxEventsPerSecond], nullptr, 10));
             }
             sources.push_back(std::move(source));
         }
         state->sources.replace(std::move(sources));
     });
     for (int i = 0; i < count; ++i) {
-        pfree(rows[i].name);
-        pfree(rows[i].write_key);
-        if (rows[i].secret) {
-            pfree(rows[i].secret);
+        for (int column = kName; column < kColumns; ++column) {
+            if (rows[i].text[column] != nullptr) {
+                pfree(rows[i].text[column]);
+            }
         }
     }
     pfree(rows);

@@ -138,9 +138,8 @@ is(sql(qq{SELECT count(*) FROM segment_rejected WHERE id = $untyped_id}), '0', '
 # --- 0.2 → 0.3 with the worker running: the warehouse relations of the events already stored -----------------
 $before = snapshot();
 $offset = log_offset($node);
-sql('ALTER EXTENSION segment_webhook UPDATE');
+sql(q{ALTER EXTENSION segment_webhook UPDATE TO '0.3'});
 is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.3', 'updated to 0.3');
-is($default_version, '0.3', '0.3 is the default version');
 my $after = snapshot();
 for my $kept (qw(segment_events segment_rejected segment_events_id_seq segment_rejected_id_seq segment_sources_id_seq))
 {
@@ -177,6 +176,27 @@ ok( wait_until(15, sub {
 is(sql(q{SELECT fresh_column FROM plain.upgraded_event WHERE id = 'v3-new'}), '7', '0.3: with its value');
 is((worker_pids($node))[0], $worker_pid, '0.3: the worker was not restarted');
 unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializing/, 'no crash during the update to 0.3');
+
+# --- 0.3 → 0.4 with the worker running --------------------------------------------------------------------------
+$before = snapshot();
+$offset = log_offset($node);
+sql('ALTER EXTENSION segment_webhook UPDATE');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.4', 'updated to 0.4');
+is($default_version, '0.4', '0.4 is the default version');
+$after = snapshot();
+for my $kept (qw(segment_events segment_rejected segment_events_id_seq segment_rejected_id_seq segment_sources_id_seq))
+{
+    is($after->{$kept}, $before->{$kept}, "0.4: $kept is unchanged");
+}
+is( sql(q{SELECT string_agg(format('%s:%s:%s:%s', name, require_full_signature, max_events_per_second IS NULL,
+                                   honor_deletions), ',' ORDER BY id) FROM segment_sources}),
+    'plain:false:true:false,signed:false:true:false', '0.4: the new source settings start at their defaults');
+$response = post_webhook($port, encode_json_compact([ track_message('v4-signed-1') ]),
+    key => $signed_key, secret => $secret);
+is($response && $response->{status}, 200, '0.4: a signed request is answered 200');
+is(sql(q{SELECT count(*) FROM plain.tracks WHERE id = 'v3-new'}), '1', '0.4: the warehouse relations are kept');
+is((worker_pids($node))[0], $worker_pid, '0.4: the worker was not restarted');
+unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializing/, 'no crash during the update to 0.4');
 
 # --- Every upgrade path ends where a fresh installation starts --------------------------------------------------
 # Versions are those of this tree's install scripts (segment_webhook--V.sql; upgrade scripts name two versions).

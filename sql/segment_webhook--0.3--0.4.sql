@@ -1,0 +1,50 @@
+-- segment_webhook 0.3 → 0.4: endpoint security (secret and write key rotation, rate limits, signature scope) and
+-- operations (event debugger, user deletion). Every row of every table is kept.
+
+\echo Use "ALTER EXTENSION segment_webhook UPDATE TO '0.4'" to load this file. \quit
+
+ALTER TABLE segment_sources
+    ADD COLUMN previous_write_key text UNIQUE CHECK (length(previous_write_key) >= 8),
+    ADD COLUMN previous_write_key_expires_at timestamptz,
+    ADD COLUMN previous_shared_secret text CHECK (previous_shared_secret <> ''),
+    ADD COLUMN previous_shared_secret_expires_at timestamptz,
+    ADD COLUMN require_full_signature boolean NOT NULL DEFAULT false,
+    ADD COLUMN max_events_per_second integer CHECK (max_events_per_second > 0),
+    ADD COLUMN honor_deletions boolean NOT NULL DEFAULT false;
+
+-- Version 0.4. Each part below keeps to its own section.
+
+COMMENT ON COLUMN segment_sources.previous_write_key IS 'the write key before the last segment_rotate_write_key(); accepted until previous_write_key_expires_at';
+COMMENT ON COLUMN segment_sources.previous_shared_secret IS 'the shared secret before the last segment_rotate_secret(); verifies until previous_shared_secret_expires_at';
+COMMENT ON COLUMN segment_sources.require_full_signature IS 'when true, only an X-Signature over the whole body is accepted (not one over the first element of a batch)';
+COMMENT ON COLUMN segment_sources.max_events_per_second IS 'events per second this source may send, shared by all workers (NULL: unlimited); over it, 429 with Retry-After';
+COMMENT ON COLUMN segment_sources.honor_deletions IS 'when true, Segment''s deletion notifications ({"type":"delete"}) forget the user as segment_forget_user() does';
+
+-- 0.4 section: secret and write key rotation
+
+-- end of section: secret and write key rotation
+
+
+-- 0.4 section: rate limits
+
+-- end of section: rate limits
+
+
+-- 0.4 section: signature scope
+
+-- end of section: signature scope
+
+
+-- 0.4 section: event debugger
+
+-- end of section: event debugger
+
+
+-- 0.4 section: user deletion
+
+-- end of section: user deletion
+
+
+-- 0.4 section: metrics and admin
+
+-- end of section: metrics and admin
