@@ -8,9 +8,17 @@ ALTER TABLE segment_sources
     ADD COLUMN previous_write_key_expires_at timestamptz,
     ADD COLUMN previous_shared_secret text CHECK (previous_shared_secret <> ''),
     ADD COLUMN previous_shared_secret_expires_at timestamptz,
-    ADD COLUMN require_full_signature boolean NOT NULL DEFAULT false,
+    ADD COLUMN require_full_signature boolean,
     ADD COLUMN max_events_per_second integer CHECK (max_events_per_second > 0),
-    ADD COLUMN honor_deletions boolean NOT NULL DEFAULT false;
+    ADD COLUMN honor_deletions boolean;
+-- Filled by an UPDATE rather than an ADD COLUMN default, so that no "missing value" stays in the catalog: the
+-- table is then exactly what a fresh installation makes (036_upgrade compares the two).
+UPDATE segment_sources SET require_full_signature = false, honor_deletions = false;
+ALTER TABLE segment_sources
+    ALTER COLUMN require_full_signature SET DEFAULT false,
+    ALTER COLUMN require_full_signature SET NOT NULL,
+    ALTER COLUMN honor_deletions SET DEFAULT false,
+    ALTER COLUMN honor_deletions SET NOT NULL;
 
 -- Version 0.4. Each part below keeps to its own section.
 

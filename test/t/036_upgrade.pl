@@ -190,7 +190,7 @@ for my $kept (qw(segment_events segment_rejected segment_events_id_seq segment_r
 }
 is( sql(q{SELECT string_agg(format('%s:%s:%s:%s', name, require_full_signature, max_events_per_second IS NULL,
                                    honor_deletions), ',' ORDER BY id) FROM segment_sources}),
-    'plain:false:true:false,signed:false:true:false', '0.4: the new source settings start at their defaults');
+    'plain:f:t:f,signed:f:t:f', '0.4: the new source settings start at their defaults');
 $response = post_webhook($port, encode_json_compact([ track_message('v4-signed-1') ]),
     key => $signed_key, secret => $secret);
 is($response && $response->{status}, 200, '0.4: a signed request is answered 200');
