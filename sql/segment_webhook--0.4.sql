@@ -1083,6 +1083,85 @@ COMMENT ON COLUMN segment_sources.honor_deletions IS 'when true, Segment''s dele
 
 -- 0.4 section: event debugger
 
+-- The latest rows of one source (or of all), newest first, read backwards along these indexes: a few pages
+-- however many millions of rows the tables hold. Each stored event adds one (source_id, id) entry, always at
+-- the right end of its source's range.
+CREATE INDEX segment_events_source_id_id_idx ON segment_events (source_id, id);
+CREATE INDEX segment_rejected_source_id_id_idx ON segment_rejected (source_id, id);
+
+-- One row of segment_recent(). (A PL/pgSQL function cannot have an input parameter and an output column of the
+-- same name, here "source": the rows are of this type rather than a RETURNS TABLE.)
+CREATE TYPE segment_recent_row AS (
+    kind text,
+    id bigint,
+    source text,
+    received_at timestamptz,
+    type text,
+    event text,
+    message_id text,
+    payload jsonb,
+    reason text
+);
+COMMENT ON TYPE segment_recent_row IS 'a row of segment_recent(): a stored event (kind event) or a dead letter (kind rejected)';
+
+CREATE FUNCTION segment_recent(source text DEFAULT NULL, max_rows integer DEFAULT 100)
+RETURNS SETOF segment_recent_row
+LANGUAGE plpgsql STABLE
+-- Custom plans only: the row limit and the source are known when each statement is planned, so that the
+-- planner always reads the newest rows backwards along an index (a generic plan guesses LIMIT $n as a tenth
+-- of the table).
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    wanted_source ALIAS FOR $1;
+    wanted_rows ALIAS FOR $2;
+    wanted_id integer;
+BEGIN
+    IF wanted_rows IS NULL OR wanted_rows < 1 OR wanted_rows > 10000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('max_rows must be between 1 and 10000, not %s', coalesce(wanted_rows::text, 'NULL'));
+    END IF;
+    IF wanted_source IS NULL THEN
+        RETURN QUERY
+        SELECT r.* FROM (
+            SELECT 'event'::text, e.id, s.name, e.received_at, e.type, coalesce(e.event, e.name), e.message_id,
+                   e.payload, NULL::text
+            FROM (SELECT * FROM @extschema@.segment_events ORDER BY id DESC LIMIT wanted_rows) e
+            LEFT JOIN @extschema@.segment_sources s ON s.id = e.source_id
+            UNION ALL
+            SELECT 'rejected'::text, d.id, s.name, d.received_at, d.payload ->> 'type',
+                   coalesce(d.payload ->> 'event', d.payload ->> 'name'), d.message_id, d.payload, d.reason
+            FROM (SELECT * FROM @extschema@.segment_rejected ORDER BY id DESC LIMIT wanted_rows) d
+            LEFT JOIN @extschema@.segment_sources s ON s.id = d.source_id
+        ) r (kind, id, source, received_at, type, event, message_id, payload, reason)
+        ORDER BY r.received_at DESC, r.kind DESC, r.id DESC;
+        RETURN;
+    END IF;
+    SELECT s.id INTO wanted_id FROM @extschema@.segment_sources s WHERE s.name = wanted_source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('source "%s" does not exist', wanted_source),
+            HINT = 'segment_sources lists the sources; segment_recent(NULL) shows all of them.';
+    END IF;
+    RETURN QUERY
+    SELECT r.* FROM (
+        SELECT 'event'::text, e.id, wanted_source, e.received_at, e.type, coalesce(e.event, e.name),
+               e.message_id, e.payload, NULL::text
+        FROM (SELECT * FROM @extschema@.segment_events WHERE source_id = wanted_id ORDER BY id DESC
+              LIMIT wanted_rows) e
+        UNION ALL
+        SELECT 'rejected'::text, d.id, wanted_source, d.received_at, d.payload ->> 'type',
+               coalesce(d.payload ->> 'event', d.payload ->> 'name'), d.message_id, d.payload, d.reason
+        FROM (SELECT * FROM @extschema@.segment_rejected WHERE source_id = wanted_id ORDER BY id DESC
+              LIMIT wanted_rows) d
+    ) r (kind, id, source, received_at, type, event, message_id, payload, reason)
+    ORDER BY r.received_at DESC, r.kind DESC, r.id DESC;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION segment_recent(text, integer) FROM PUBLIC;
+COMMENT ON FUNCTION segment_recent(text, integer) IS 'the latest stored events (at most max_rows) and dead letters (at most max_rows) of a source, or of all sources when source is NULL, newest first; the live event debugger''s list';
+
 -- end of section: event debugger
 
 

@@ -144,6 +144,7 @@ bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, 
         const int i = order[k];
         PendingEvent &event = events[i];
         event.outcome = EventOutcome::Duplicate;
+        event.id = 0;
         if (repeated[i]) {
             continue;
         }
@@ -184,7 +185,8 @@ bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, 
     (void)GetCurrentTransactionId();
     for (int i = 0; i < count; ++i) {
         if (slot_of[i] != nullptr) {
-            slot_of[i]->tts_values[0] = Int64GetDatum(nextval_internal(sequence, false));
+            events[i].id = nextval_internal(sequence, false);
+            slot_of[i]->tts_values[0] = Int64GetDatum(events[i].id);
             ExecConstraints(result, slot_of[i], estate);
             ResetPerTupleExprContext(estate);
         }

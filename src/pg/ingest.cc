@@ -175,6 +175,7 @@ void queue_message_in_context(IngestBatch *batch, const Arrival &arrival, Jsonb 
     event.source_id = source_id;
     event.request = request;
     event.outcome = EventOutcome::Pending;
+    event.id = 0;
     const segment::ParsedMessage &parsed = message.parsed;
     const std::optional<std::string_view> texts[9] = {
         parsed.message_id, parsed.type,         parsed.event,    parsed.name,       parsed.category,
@@ -231,6 +232,7 @@ void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent) {
     batch->event_capacity = 256;
     batch->rejection_capacity = 16;
     batch->stored = batch->duplicates = batch->rejected = 0;
+    batch->last_id = 0;
     batch->flush_every = 0;
     ingest_batch_reset(batch);
 }

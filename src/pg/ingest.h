@@ -19,6 +19,7 @@ struct PendingEvent {
     int32 source_id;
     int32 request;  // caller's tag (the worker's request number), reported back with the outcome
     EventOutcome outcome;
+    int64 id;               // its segment_events.id once Stored; 0 when the write path cannot tell (rules)
     Datum text_columns[9];  // message_id, type, event, name, category, user_id, anonymous_id, group_id,
                             // previous_id
     bool text_nulls[9];
@@ -48,6 +49,7 @@ struct IngestBatch {
     PendingRejection *rejections;
     int rejection_count, rejection_capacity;
     int64 stored, duplicates, rejected;  // totals over every flush since ingest_batch_init
+    int64 last_id;  // the highest segment_events.id stored by those flushes (0: none, or not known)
     // When > 0, a long array is written every this many messages while it is queued (for segment_ingest's
     // bounded memory); per-message outcomes are then not kept. 0: everything waits for ingest_batch_flush.
     int flush_every;

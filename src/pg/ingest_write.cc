@@ -58,7 +58,7 @@ void prepare_plans(Oid schema) {
         " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12),"
         " pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)"
         " ON CONFLICT (source_id, message_id) DO NOTHING"
-        " RETURNING source_id, message_id",
+        " RETURNING source_id, message_id, id",
         nsp);
     Oid event_types[kEventColumns] = {
         INT4ARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
@@ -188,14 +188,17 @@ void insert_events(IngestBatch *batch, int from, int count) {
     for (int i = 0; i < count; ++i) {
         PendingEvent &event = events[order[i]];
         event.outcome = EventOutcome::Duplicate;
+        event.id = 0;
         if (returned < SPI_processed) {
             HeapTuple row = SPI_tuptable->vals[returned];
-            bool source_null, id_null;
+            bool source_null, id_null, row_id_null;
             Datum source = SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &source_null);
             Datum id = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &id_null);
+            Datum row_id = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &row_id_null);
             if (!source_null && !id_null && DatumGetInt32(source) == event.source_id &&
                 same_text(id, event.text_columns[0])) {
                 event.outcome = EventOutcome::Stored;
+                event.id = row_id_null ? 0 : DatumGetInt64(row_id);
                 ++returned;
             }
         }
@@ -340,6 +343,7 @@ void ingest_batch_flush(IngestBatch *batch) {
                 }
                 PendingEvent &event = batch->events[i];
                 event.outcome = EventOutcome::Rejected;
+                event.id = 0;
                 PendingRejection rejection{event.source_id,
                                            event.request,
                                            event.received_at,
@@ -354,6 +358,12 @@ void ingest_batch_flush(IngestBatch *batch) {
         }
     }
     insert_rejections(batch);
+    for (int i = 0; i < batch->event_count; ++i) {
+        const PendingEvent &event = batch->events[i];
+        if (event.outcome == EventOutcome::Stored && event.id > batch->last_id) {
+            batch->last_id = event.id;
+        }
+    }
     MemoryContextSwitchTo(caller);
 }
 

@@ -84,6 +84,7 @@ void insert_events_with_rules(Oid schema, PendingEvent *events, const int *order
     *stored = 0;
     for (int k = 0; k < count; ++k) {
         PendingEvent &event = events[order[k]];
+        event.id = 0;  // a rule may put the row anywhere: its id is not known here
         Datum key[2] = {Int32GetDatum(event.source_id), event.text_columns[0]};
         int rc = SPI_execute_plan(rule_plans.probe, key, nullptr, false, 1);
         if (rc != SPI_OK_SELECT) {

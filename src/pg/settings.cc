@@ -94,6 +94,12 @@ void define_reloadable_settings() {
         "Off: through INSERT ... ON CONFLICT DO NOTHING. The outcome is the same; the direct "
         "path is used only while segment_events has no triggers, row security or extra columns.",
         &settings.direct_insert, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    // Per session too: a bulk load through segment_ingest() may turn it off for its own transactions.
+    DefineCustomBoolVariable(
+        "segment_webhook.notify", "NOTIFY segment_events after each batch, one payload per source.",
+        "Off: no notification (saves the cluster-wide lock Postgres takes to queue notifications at "
+        "COMMIT, which orders the commits of concurrent notifying transactions).",
+        &settings.notify, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable(
         "segment_webhook.warehouse",
         "Keep the warehouse relations of every source up to date with the events stored.",

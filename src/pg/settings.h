@@ -25,6 +25,7 @@ struct Settings {
     char *cors_origins;
     bool trust_proxy;
     bool direct_insert;
+    bool notify;
     bool warehouse;
     int warehouse_max_columns;
     int warehouse_max_relations;

@@ -4,8 +4,10 @@
 #include "core/message.h"
 #include "core/signature.h"
 #include "core/write_key.h"
+#include "pg/events_notify.h"
 #include "pg/ingest.h"
 #include "pg/jsonb_message.h"
+#include "pg/settings.h"
 
 #include "pg/postgres_headers.h"
 
@@ -148,6 +150,15 @@ Datum segment_ingest(PG_FUNCTION_ARGS) {
                                   nullptr);
     segment_pg::ingest_batch_flush(&batch);
     int64 stored = batch.stored;
+    // The live tail hears of it as of a worker's batch: one notification, delivered when the caller commits.
+    if (segment_pg::settings.notify && batch.stored + batch.duplicates + batch.rejected > 0) {
+        segment::SourceBatchCounts counts;
+        counts.accepted = batch.stored;
+        counts.duplicates = batch.duplicates;
+        counts.rejected = batch.rejected;
+        counts.last_id = batch.last_id;
+        segment_pg::notify_source(source_name, counts);
+    }
     MemoryContextDelete(batch.context);
     SPI_finish();
     PG_RETURN_INT64(stored);

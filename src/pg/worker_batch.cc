@@ -5,6 +5,7 @@
 #include "pg/worker_state.h"
 #include "pg/catalog.h"
 #include "pg/cpp_guard.h"
+#include "pg/events_notify.h"
 #include "pg/jsonb_builder.h"
 #include "pg/settings.h"
 #include "pg/shared.h"
@@ -115,6 +116,20 @@ void queue_request(size_t index) {
                            "invalid_json", request.json_error.c_str(), body.data(), body.size());
 }
 
+// The live tail (events_notify.h): one NOTIFY per source of the batch, in its transaction, before COMMIT.
+void notify_batch() {
+    SourceNotice *notices;
+    const int count = count_batch_by_source(&batch, &notices);
+    for (int i = 0; i < count; ++i) {
+        const char *name = run_cpp("looking up a source", [&]() -> const char * {
+            const segment::SourceInfo *source = state->sources.find_by_id(notices[i].source_id);
+            return source != nullptr ? source->name.c_str() : nullptr;
+        });
+        notify_source(name, notices[i].counts);
+    }
+    pfree(notices);
+}
+
 }  // namespace
 
 // Writes every pending request in one transaction, then answers them all: 200 (or 400 for a body that is not
@@ -138,6 +153,9 @@ void flush_pending() {
             queue_request(i);
         }
         ingest_batch_flush(&batch);
+        if (settings.notify) {
+            notify_batch();
+        }
         commit_worker_transaction();
         committed = true;
     }
