@@ -48,8 +48,9 @@ COMMENT ON COLUMN segment_sources.honor_deletions IS 'when true, Segment''s dele
 -- The latest rows of one source (or of all), newest first, read backwards along these indexes: a few pages
 -- however many millions of rows the tables hold. Each stored event adds one (source_id, id) entry, always at
 -- the right end of its source's range.
-CREATE INDEX segment_events_source_id_id_idx ON segment_events (source_id, id);
-CREATE INDEX segment_rejected_source_id_id_idx ON segment_rejected (source_id, id);
+-- IF NOT EXISTS: on a big table, build the first one with CREATE INDEX CONCURRENTLY before the update (README).
+CREATE INDEX IF NOT EXISTS segment_events_source_id_id_idx ON segment_events (source_id, id);
+CREATE INDEX IF NOT EXISTS segment_rejected_source_id_id_idx ON segment_rejected (source_id, id);
 
 -- One row of segment_recent(). (A PL/pgSQL function cannot have an input parameter and an output column of the
 -- same name, here "source": the rows are of this type rather than a RETURNS TABLE.)

@@ -12,6 +12,10 @@
 
 #include "pg/postgres_headers.h"
 
+extern "C" {
+#include "utils/acl.h"
+}
+
 namespace segment_pg {
 namespace {
 
@@ -21,15 +25,29 @@ constexpr int kRejectionColumns = 7;
 // Prepared once per backend (per extension schema) and kept: the worker flushes thousands of times a second.
 struct Plans {
     Oid schema = InvalidOid;
-    bool stale = false;  // set by ingest_forget_plans(): prepare again before the next use
+    bool stale = false;          // set by ingest_forget_plans(): prepare again before the next use
+    bool returning_ids = false;  // the events' INSERT returns their ids (see can_read_event_ids)
     SPIPlanPtr insert_events = nullptr;
     SPIPlanPtr insert_rejections = nullptr;
 };
 Plans plans;
 
-void prepare_plans(Oid schema) {
+// Whether the current user may read segment_events.id, which RETURNING id needs. segment_webhook_ingest may
+// not (it reads only the conflict columns): the INSERT path then does not learn the ids it stored, and the
+// batch's notification says last_id null.
+bool can_read_event_ids(Oid schema) {
+    const Oid relid = get_relname_relid("segment_events", schema);
+    if (!OidIsValid(relid)) {
+        return false;
+    }
+    const AttrNumber id = get_attnum(relid, "id");
+    return id != InvalidAttrNumber &&
+           pg_attribute_aclcheck(relid, id, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+}
+
+void prepare_plans(Oid schema, bool returning_ids) {
     if (plans.schema == schema && !plans.stale && plans.insert_events != nullptr &&
-        plans.insert_rejections != nullptr) {
+        plans.insert_rejections != nullptr && plans.returning_ids == returning_ids) {
         return;
     }
     if (plans.insert_events != nullptr) {
@@ -42,6 +60,7 @@ void prepare_plans(Oid schema) {
     }
     plans.schema = InvalidOid;
     plans.stale = false;
+    plans.returning_ids = returning_ids;
     const char *nsp = quoted_schema_name(schema);
 
     StringInfoData query;
@@ -58,8 +77,8 @@ void prepare_plans(Oid schema) {
         " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12),"
         " pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)"
         " ON CONFLICT (source_id, message_id) DO NOTHING"
-        " RETURNING source_id, message_id, id",
-        nsp);
+        " RETURNING source_id, message_id%s",
+        nsp, returning_ids ? ", id" : "");
     Oid event_types[kEventColumns] = {
         INT4ARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
         TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
@@ -178,6 +197,7 @@ void insert_events(IngestBatch *batch, int from, int count) {
     for (int c = 0; c < kEventColumns; ++c) {
         arguments[c] = make_array(columns[c], nulls[c], count, element_types[c]);
     }
+    prepare_plans(batch->schema, can_read_event_ids(batch->schema));  // the current user's privilege
     // A transaction id before the first id is drawn (see direct_insert.cc).
     (void)GetCurrentTransactionId();
     int rc = SPI_execute_plan(plans.insert_events, arguments, nullptr, false, 0);
@@ -191,10 +211,11 @@ void insert_events(IngestBatch *batch, int from, int count) {
         event.id = 0;
         if (returned < SPI_processed) {
             HeapTuple row = SPI_tuptable->vals[returned];
-            bool source_null, id_null, row_id_null;
+            bool source_null, id_null, row_id_null = true;
             Datum source = SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &source_null);
             Datum id = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &id_null);
-            Datum row_id = SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &row_id_null);
+            Datum row_id =
+                plans.returning_ids ? SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &row_id_null) : 0;
             if (!source_null && !id_null && DatumGetInt32(source) == event.source_id &&
                 same_text(id, event.text_columns[0])) {
                 event.outcome = EventOutcome::Stored;
@@ -321,7 +342,7 @@ bool error_is_about_the_message(int sqlerrcode) {
 
 void ingest_batch_flush(IngestBatch *batch) {
     MemoryContext caller = MemoryContextSwitchTo(batch->context);
-    prepare_plans(batch->schema);
+    prepare_plans(batch->schema, plans.returning_ids);
     if (batch->event_count > 0) {
         ErrorData *error = insert_with_retries(batch, 0, batch->event_count);
         if (error != nullptr) {

@@ -58,6 +58,7 @@ my %settings = (
     cors_origins => [ q{'http://allowed.example'}, 'http://allowed.example' ],
     trust_proxy => [ 'on', 'on' ],
     direct_insert => [ 'off', 'off' ],
+    notify => [ 'off', 'off' ],
     warehouse => [ 'off', 'off' ],
     warehouse_max_columns => [ '20', '20' ],
     warehouse_max_relations => [ '3', '3' ],);
@@ -144,6 +145,16 @@ $response = post_webhook($port, encode_json_compact(track_message('proxied')),
 is($response && $response->{status}, 200, 'trust_proxy: a request with X-Forwarded-For is stored');
 is(sql(q{SELECT payload->'context'->>'ip' FROM ingest.segment_events WHERE message_id = 'proxied'}),
     '203.0.113.7', 'trust_proxy = on: context.ip is the first X-Forwarded-For address');
+
+# --- notify = off: no NOTIFY segment_events after a batch ---------------------------------------------------------
+{
+    my $listener = $node->background_psql('ingestdb');
+    $listener->query_safe('LISTEN segment_events');
+    $response = post_webhook($port, encode_json_compact(track_message('not-notified')), key => $key);
+    is(answer($response)->{accepted}, 1, 'notify = off: the event is stored');
+    unlike($listener->query_safe('SELECT 1'), qr/Asynchronous notification/, 'notify = off: nothing is notified');
+    $listener->quit;
+}
 
 # --- direct_insert = off: the INSERT path writes in (source_id, message_id) order -------------------------------
 sub ids_in_order
