@@ -1,6 +1,8 @@
 -- The live event debugger's list: segment_recent() returns the latest stored events and dead letters of a source
 -- (or of all sources), newest first, read along indexes however large the tables are.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS segment_webhook;
+RESET client_min_messages;
 SELECT segment_create_source('dbg-web') IS NOT NULL AS created;
 SELECT segment_create_source('dbg-app') IS NOT NULL AS created;
 SELECT segment_create_source('dbg-quiet') IS NOT NULL AS created;
