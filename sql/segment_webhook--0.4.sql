@@ -1066,6 +1066,32 @@ COMMENT ON COLUMN segment_sources.require_full_signature IS 'when true, only an 
 COMMENT ON COLUMN segment_sources.max_events_per_second IS 'events per second this source may send, shared by all workers (NULL: unlimited); over it, 429 with Retry-After';
 COMMENT ON COLUMN segment_sources.honor_deletions IS 'when true, Segment''s deletion notifications ({"type":"delete"}) forget the user as segment_forget_user() does';
 
+-- 0.4 section: conflicting retries
+-- A retry carries the same messageId and the same content. The same messageId with other content is a client bug
+-- or an attack, not a duplicate: the worker dead-letters it (reason message_id_conflict). "The same content"
+-- ignores what legitimately changes between retries: sentAt, receivedAt, writeKey, and context.ip (which the
+-- tracking API fills from the connection).
+CREATE FUNCTION segment_retry_content(payload jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN (payload - ARRAY['sentAt', 'receivedAt', 'writeKey']) #- '{context,ip}';
+COMMENT ON FUNCTION segment_retry_content(jsonb) IS 'a message without what may change between two sends of it (sentAt, receivedAt, writeKey, context.ip): two sends of one message have the same retry content';
+
+-- Which of the given messages (ordinal positions, from 1) are stored with another retry content. Run by the ingest
+-- role for the duplicates of a batch (rare); it sees no payload, only whether one differs.
+CREATE FUNCTION segment_message_conflicts(source_ids integer[], message_ids text[], payloads jsonb[])
+RETURNS SETOF integer
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT m.position::integer
+    FROM unnest(source_ids, message_ids, payloads) WITH ORDINALITY AS m(source_id, message_id, payload, position)
+    JOIN @extschema@.segment_events e ON e.source_id = m.source_id AND e.message_id = m.message_id
+    WHERE @extschema@.segment_retry_content(e.payload) IS DISTINCT FROM @extschema@.segment_retry_content(m.payload)
+$$;
+REVOKE EXECUTE ON FUNCTION segment_message_conflicts(integer[], text[], jsonb[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION segment_message_conflicts(integer[], text[], jsonb[]) TO segment_webhook_ingest;
+COMMENT ON FUNCTION segment_message_conflicts(integer[], text[], jsonb[]) IS 'the positions of the messages whose messageId is stored with other content (see segment_retry_content); for the ingest path';
+-- end of section: conflicting retries
+
+
 -- 0.4 section: secret and write key rotation
 
 -- end of section: secret and write key rotation

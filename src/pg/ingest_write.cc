@@ -353,6 +353,7 @@ void ingest_batch_flush(IngestBatch *batch) {
             }
         }
     }
+    reject_conflicting_duplicates(batch);
     insert_rejections(batch);
     MemoryContextSwitchTo(caller);
 }
