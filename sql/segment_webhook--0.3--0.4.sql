@@ -54,6 +54,28 @@ COMMENT ON FUNCTION segment_message_conflicts(integer[], text[], jsonb[]) IS 'th
 -- end of section: conflicting retries
 
 
+-- 0.4 section: scale-out
+-- On an analytics node that subscribes to the segment_events of several ingest nodes (logical replication), the
+-- same message may arrive from two of them, and their ids overlap. This trigger function, installed there by the
+-- user as a REPLICA trigger (see docs/scale-out.md), gives each replicated row an id of the analytics node and
+-- skips a (source_id, message_id) already stored, so that a duplicate never stops a subscription. It is not
+-- attached to anything by the extension: on an ingest node it must not run.
+CREATE FUNCTION segment_events_apply_dedup() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_trigger_depth() > 1 THEN
+        RETURN NEW;  -- the insert below
+    END IF;
+    NEW.id := nextval(pg_get_serial_sequence(format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), 'id'));
+    EXECUTE format('INSERT INTO %I.%I SELECT ($1).* ON CONFLICT (source_id, message_id) DO NOTHING',
+                   TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW;
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION segment_events_apply_dedup() FROM PUBLIC;
+COMMENT ON FUNCTION segment_events_apply_dedup() IS 'trigger for an analytics node subscribing to several ingest nodes: replicated events get local ids and a message already stored is skipped (see docs/scale-out.md)';
+-- end of section: scale-out
+
 -- 0.4 section: secret and write key rotation
 
 -- end of section: secret and write key rotation
