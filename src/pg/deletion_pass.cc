@@ -1,5 +1,5 @@
 // The deletion pass of the warehouse worker: see deletion_pass.h. Plain C-style code over Postgres; it never
-// runs in an ingest transaction, and its errors are the warehouse worker's to log and retry.
+// runs in an ingest transaction, and it has its own error boundary (logged once while an error lasts).
 #include "pg/deletion_pass.h"
 
 #include "pg/postgres_headers.h"
@@ -10,8 +10,11 @@ extern "C" {
 }
 
 namespace segment_pg {
+namespace {
 
-void run_pending_deletions() {
+char last_error[512];
+
+void run_deletions_once() {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     SPI_connect();
@@ -22,7 +25,8 @@ void run_pending_deletions() {
         " pg_catalog.format('SELECT FROM %I.segment_deletions WHERE status = ''pending'' LIMIT 1', n.nspname)"
         " FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
         " WHERE e.extname = 'segment_webhook' AND EXISTS (SELECT FROM pg_catalog.pg_proc p"
-        " WHERE p.pronamespace = n.oid AND p.proname = 'segment_run_deletions')",
+        " WHERE p.pronamespace = n.oid AND p.proname = 'segment_run_deletions')"
+        " AND pg_catalog.to_regclass(pg_catalog.format('%I.segment_deletions', n.nspname)) IS NOT NULL",
         true, 1);
     if (rc == SPI_OK_SELECT && SPI_processed == 1) {
         bool is_null;
@@ -49,6 +53,42 @@ void run_pending_deletions() {
     SPI_finish();
     CommitTransactionCommand();
     pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+}  // namespace
+
+void run_pending_deletions() {
+    MemoryContext caller = CurrentMemoryContext;
+    PG_TRY();
+    {
+        run_deletions_once();
+        if (last_error[0] != '\0') {
+            ereport(LOG, (errmsg("segment_webhook: deletion requests are carried out again")));
+            last_error[0] = '\0';
+        }
+    }
+    PG_CATCH();
+    {
+        // Its own error boundary, so that a failure here never holds up the warehouse pass that follows.
+        MemoryContextSwitchTo(caller);
+        ErrorData *error = CopyErrorData();
+        FlushErrorState();
+        AbortCurrentTransaction();
+        pgstat_report_activity(STATE_IDLE, nullptr);
+        if (strncmp(last_error, error->message, sizeof last_error - 1) != 0) {
+            ereport(
+                WARNING,
+                (errcode(error->sqlerrcode),
+                 errmsg("segment_webhook: could not carry out the pending deletion requests: %s",
+                        error->message),
+                 errdetail("They stay pending and are tried again every second; this is logged once while "
+                           "the error lasts.")));
+            snprintf(last_error, sizeof last_error, "%s", error->message);
+        }
+        FreeErrorData(error);
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(caller);
 }
 
 }  // namespace segment_pg

@@ -6,8 +6,8 @@
 
 namespace segment_pg {
 
-// Does nothing before the extension exists at 0.4 or later. May raise a Postgres error (the caller's error
-// boundary aborts the transaction).
+// Does nothing before the extension exists at 0.4 or later. Never raises: a failure is logged (once while it
+// lasts), its transaction aborted, and the requests stay pending for the next call.
 void run_pending_deletions();
 
 }  // namespace segment_pg

@@ -42,7 +42,9 @@ IngestPolicy *load_ingest_policy(Oid schema, MemoryContext context) {
         return policy;  // before ALTER EXTENSION ... UPDATE TO '0.4'
     }
     const char *nsp = quoted_schema_name(schema);
-    int rc = SPI_execute(psprintf("SELECT id FROM %s.segment_sources WHERE honor_deletions", nsp), true, 0);
+    // Not read-only: each query takes a fresh snapshot, so that it sees every change committed before the
+    // caller read the sources version (the worker's batch snapshot may be older).
+    int rc = SPI_execute(psprintf("SELECT id FROM %s.segment_sources WHERE honor_deletions", nsp), false, 0);
     if (rc != SPI_OK_SELECT) {
         elog(ERROR, "could not read segment_sources: %s", SPI_result_code_string(rc));
     }
@@ -59,7 +61,7 @@ IngestPolicy *load_ingest_policy(Oid schema, MemoryContext context) {
     SPI_freetuptable(SPI_tuptable);
 
     rc = SPI_execute(psprintf("SELECT DISTINCT source_id, suppressed_id FROM %s.segment_suppressions", nsp),
-                     true, 0);
+                     false, 0);
     if (rc != SPI_OK_SELECT) {
         elog(ERROR, "could not read segment_suppressions: %s", SPI_result_code_string(rc));
     }
