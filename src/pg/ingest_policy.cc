@@ -8,6 +8,10 @@
 
 #include "pg/postgres_headers.h"
 
+extern "C" {
+#include "utils/acl.h"
+}
+
 namespace segment_pg {
 namespace {
 
@@ -42,24 +46,34 @@ IngestPolicy *load_ingest_policy(Oid schema, MemoryContext context) {
         return policy;  // before ALTER EXTENSION ... UPDATE TO '0.4'
     }
     const char *nsp = quoted_schema_name(schema);
-    // Not read-only: each query takes a fresh snapshot, so that it sees every change committed before the
-    // caller read the sources version (the worker's batch snapshot may be older).
-    int rc = SPI_execute(psprintf("SELECT id FROM %s.segment_sources WHERE honor_deletions", nsp), false, 0);
-    if (rc != SPI_OK_SELECT) {
-        elog(ERROR, "could not read segment_sources: %s", SPI_result_code_string(rc));
-    }
-    const int honoring = static_cast<int>(SPI_processed);
-    policy->honoring_sources =
-        static_cast<int32 *>(MemoryContextAllocZero(context, sizeof(int32) * (honoring > 0 ? honoring : 1)));
-    for (int i = 0; i < honoring; ++i) {
-        bool is_null;
-        const Datum id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &is_null);
-        if (!is_null) {
-            policy->honoring_sources[policy->honoring_count++] = DatumGetInt32(id);
+    int rc;
+    // The worker keeps the sources it knows while segment_sources cannot be read (a privilege revoked): the
+    // caller keeps its honoring list then too, rather than failing every batch.
+    const Oid sources = get_relname_relid("segment_sources", schema);
+    if (!OidIsValid(sources) || pg_class_aclcheck(sources, GetUserId(), ACL_SELECT) != ACLCHECK_OK) {
+        policy->honoring_unknown = true;
+    } else {
+        // Not read-only: each query takes a fresh snapshot, so that it sees every change committed before the
+        // caller read the sources version (the worker's batch snapshot may be older).
+        rc = SPI_execute(psprintf("SELECT id FROM %s.segment_sources WHERE honor_deletions", nsp), false, 0);
+        if (rc != SPI_OK_SELECT) {
+            elog(ERROR, "could not read segment_sources: %s", SPI_result_code_string(rc));
         }
+        const int honoring = static_cast<int>(SPI_processed);
+        policy->honoring_sources = static_cast<int32 *>(
+            MemoryContextAllocZero(context, sizeof(int32) * (honoring > 0 ? honoring : 1)));
+        for (int i = 0; i < honoring; ++i) {
+            bool is_null;
+            const Datum id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &is_null);
+            if (!is_null) {
+                policy->honoring_sources[policy->honoring_count++] = DatumGetInt32(id);
+            }
+        }
+        SPI_freetuptable(SPI_tuptable);
     }
-    SPI_freetuptable(SPI_tuptable);
 
+    // The suppressed ids must be read: a batch that cannot read them fails (503, retried) rather than store a
+    // suppressed user's events.
     rc = SPI_execute(psprintf("SELECT DISTINCT source_id, suppressed_id FROM %s.segment_suppressions", nsp),
                      false, 0);
     if (rc != SPI_OK_SELECT) {

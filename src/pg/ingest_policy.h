@@ -23,6 +23,7 @@ struct SuppressedId {
 struct IngestPolicy {
     int32 *honoring_sources;  // sources with honor_deletions
     int honoring_count;
+    bool honoring_unknown;     // segment_sources could not be read: keep what was known (none: empty)
     SuppressedId *suppressed;  // sorted by (source_id, bytes, length)
     int suppressed_count;
 };

@@ -33,6 +33,13 @@ const IngestPolicy *worker_ingest_policy() {
     MemoryContext fresh =
         AllocSetContextCreate(CurrentMemoryContext, "segment_webhook ingest policy", ALLOCSET_SMALL_SIZES);
     IngestPolicy *loaded = load_ingest_policy(state->schema, fresh);
+    if (loaded->honoring_unknown && policy != nullptr && policy->honoring_count > 0) {
+        // segment_sources unreadable: the sources known before still honour deletion notifications.
+        loaded->honoring_sources =
+            static_cast<int32 *>(MemoryContextAlloc(fresh, sizeof(int32) * policy->honoring_count));
+        memcpy(loaded->honoring_sources, policy->honoring_sources, sizeof(int32) * policy->honoring_count);
+        loaded->honoring_count = policy->honoring_count;
+    }
     MemoryContextSetParent(fresh, TopMemoryContext);
     if (policy_context != nullptr) {
         MemoryContextDelete(policy_context);
