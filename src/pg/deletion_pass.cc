@@ -5,6 +5,7 @@
 #include "pg/postgres_headers.h"
 
 extern "C" {
+#include "access/xlog.h"
 #include "pgstat.h"
 #include "utils/snapmgr.h"
 }
@@ -58,6 +59,9 @@ void run_deletions_once() {
 }  // namespace
 
 void run_pending_deletions() {
+    if (RecoveryInProgress()) {
+        return;  // a standby: the primary deletes, and the deletions reach this server through its WAL
+    }
     MemoryContext caller = CurrentMemoryContext;
     PG_TRY();
     {
