@@ -40,6 +40,7 @@ FROM segment_rejected r JOIN segment_sources s ON s.id = r.source_id WHERE s.nam
 
 SELECT segment_warehouse_sync() >= 0 AS synced;
 SELECT id, email, name FROM forget_web.users ORDER BY id;
+SELECT id, user_id, total FROM forget_web.bought ORDER BY id;
 SELECT id FROM segment_users WHERE id IN ('du0', 'du1', 'du2') ORDER BY id;
 
 SELECT segment_forget_user('Forget Web', 'du1') AS removed;
@@ -57,6 +58,7 @@ FROM segment_rejected r JOIN segment_sources s ON s.id = r.source_id WHERE s.nam
 -- The warehouse relations are views over the events: the user's rows are gone from each.
 SELECT id, email FROM forget_web.users ORDER BY id;
 SELECT id, user_id, anonymous_id FROM forget_web.tracks ORDER BY id;
+SELECT count(*) AS bought FROM forget_web.bought;
 SELECT count(*) AS aliases FROM forget_web.aliases;
 SELECT count(*) AS pages FROM forget_web.pages;
 SELECT count(*) AS screens FROM forget_web.screens;
