@@ -35,6 +35,10 @@ SELECT s.id, r.reason, r.raw FROM segment_sources s, (VALUES
     ('invalid_json', convert_to('{"userId":"du1", oops', 'UTF8')),
     ('nul_character', convert_to('{"type":"track","event":"A\u0000","anonymousId":"da3","messageId":"df-31"}', 'UTF8'))
 ) AS r(reason, raw) WHERE s.name = 'Forget Web';
+-- A whole body kept as one dead letter, naming du2 and da2: it names du1's da2, so it goes.
+INSERT INTO segment_rejected (source_id, reason, payload)
+SELECT id, 'invalid_batch', '{"batch":[{"type":"track","userId":"du2"},{"type":"page","anonymousId":"da2"}]}'
+FROM segment_sources WHERE name = 'Forget Web';
 SELECT reason, coalesce(payload ->> 'userId', payload ->> 'anonymousId', convert_from(raw, 'LATIN1')) AS about
 FROM segment_rejected r JOIN segment_sources s ON s.id = r.source_id WHERE s.name = 'Forget Web' ORDER BY r.id;
 

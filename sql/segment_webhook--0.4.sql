@@ -1227,7 +1227,11 @@ BEGIN
     latin1_ids := ARRAY(SELECT convert_from(b, 'LATIN1') FROM unnest(id_bytes) b);
     DELETE FROM @extschema@.segment_rejected r
     WHERE r.source_id = segment_forget.source_id
-      AND CASE WHEN r.payload IS NOT NULL
+      AND CASE WHEN pg_catalog.jsonb_typeof(r.payload) = 'object'
+                    AND pg_catalog.jsonb_typeof(r.payload -> 'batch') IS DISTINCT FROM 'array'
+               THEN r.payload ->> 'userId' = ANY (ids) OR r.payload ->> 'anonymousId' = ANY (ids)
+                    OR r.payload ->> 'previousId' = ANY (ids)
+               WHEN r.payload IS NOT NULL
                THEN EXISTS (SELECT FROM @extschema@.segment_message_identities(r.payload::json) i WHERE i = ANY (ids))
                WHEN r.raw IS NOT NULL
                THEN EXISTS (SELECT FROM unnest(id_bytes) b WHERE position(b IN r.raw) > 0)
