@@ -44,7 +44,7 @@ int compare_notices(const void *a, const void *b) {
 }  // namespace
 
 int count_batch_by_source(const IngestBatch *batch, SourceNotice **notices) {
-    const int most = batch->event_count + batch->rejection_count;
+    const int most = batch->event_count + batch->rejection_count + batch->deletion_count;
     SourceNotice *found = static_cast<SourceNotice *>(palloc(sizeof(SourceNotice) * (most > 0 ? most : 1)));
     int count = 0, last = -1;
     for (int i = 0; i < batch->event_count; ++i) {
@@ -62,6 +62,10 @@ int count_batch_by_source(const IngestBatch *batch, SourceNotice **notices) {
     }
     for (int i = 0; i < batch->rejection_count; ++i) {
         ++notice_of(found, &count, batch->rejections[i].source_id, &last)->counts.rejected;
+    }
+    // A deletion notification recorded in segment_deletions is answered as accepted: counted so here too.
+    for (int i = 0; i < batch->deletion_count; ++i) {
+        ++notice_of(found, &count, batch->deletions[i].source_id, &last)->counts.accepted;
     }
     qsort(found, count, sizeof(SourceNotice), compare_notices);
     *notices = found;

@@ -16,8 +16,9 @@ struct SourceNotice {
     segment::SourceBatchCounts counts;
 };
 
-// What the batch wrote, per source, from its events' outcomes and its rejections (after ingest_batch_flush),
-// in source id order. Returns how many sources; *notices is palloc'd in the current memory context.
+// What the batch wrote, per source, counted as the senders are answered: its events' outcomes, its rejections
+// and its deletion notifications (after ingest_batch_flush), in source id order. Returns how many sources;
+// *notices is palloc'd in the current memory context.
 int count_batch_by_source(const IngestBatch *batch, SourceNotice **notices);
 
 // Queues the notification for one source in the current transaction. `source_name` null: the source is gone.

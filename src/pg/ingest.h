@@ -41,6 +41,16 @@ struct PendingRejection {
     bytea *raw;        // may be null when payload is set: the raw bytes are then the payload's text
 };
 
+// A deletion notification ({"type":"delete","userId":…}) of a source that honours them, for
+// segment_deletions.
+struct PendingDeletion {
+    int32 source_id;
+    int32 request;
+    char *user_id;
+};
+
+struct IngestPolicy;  // pg/ingest_policy.h
+
 struct IngestBatch {
     Oid schema;             // where the extension's tables live
     MemoryContext context;  // everything pending; reset by ingest_batch_reset()
@@ -48,6 +58,11 @@ struct IngestBatch {
     int event_count, event_capacity;
     PendingRejection *rejections;
     int rejection_count, rejection_capacity;
+    PendingDeletion *deletions;
+    int deletion_count, deletion_capacity;
+    // Who is suppressed and which sources honour deletion notifications (see pg/ingest_policy.h); set by the
+    // caller before queueing. Null: nobody is suppressed and deletion notifications are dead-lettered.
+    const IngestPolicy *policy;
     int64 stored, duplicates, rejected;  // totals over every flush since ingest_batch_init
     int64 last_id;  // the highest segment_events.id stored by those flushes (0: none, or not known)
     // When > 0, a long array is written every this many messages while it is queued (for segment_ingest's
