@@ -191,6 +191,23 @@ is($got[0]{payload}{source}, 'long-' . ('é' x 509),
     'its name is cut to at most 1024 bytes, on a whole character (5 + 2 x 509 = 1023)');
 cmp_ok(length($got[0]{text}), '<', 8000, 'the payload stays under Postgres\' 8000 bytes');
 
+# --- A deletion notification a source honours counts as accepted, as in the answer ------------------------------
+sql(q{UPDATE segment_sources SET honor_deletions = true WHERE name = 'app'});
+my $deletion_notice;
+ok( wait_until(15, sub {
+            my $r = post_webhook($port,
+                encode_json_compact({ type => 'delete', userId => 'nobody', timestamp => '2024-05-01T10:00:00.000Z' }),
+                key => $app_key, quiet => 1);
+            my @notified = hear(1);
+            # (until the worker has seen honor_deletions, the notification is dead-lettered)
+            return 0 unless $r && $r->{status} == 200 && answer($r)->{accepted} == 1 && @notified;
+            $deletion_notice = $notified[-1]{payload};
+            return 1;
+        }),
+    'a deletion notification is accepted (recorded)');
+is_deeply($deletion_notice, { source => 'app', accepted => 1, duplicates => 0, rejected => 0, last_id => undef },
+    'its notification counts it as accepted, with no event stored');
+
 # --- segment_ingest() notifies at its caller's COMMIT, not on ROLLBACK -----------------------------------------
 sql(q{BEGIN; SELECT segment_ingest('app', '{"type":"track","event":"E","userId":"u","messageId":"rolled-back"}'); ROLLBACK;});
 # (a-1 again as it was sent: a retry, so a duplicate)
