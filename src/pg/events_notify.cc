@@ -11,6 +11,7 @@
 
 extern "C" {
 #include "commands/async.h"
+#include "utils/fmgrprotos.h"
 }
 
 namespace segment_pg {
@@ -70,6 +71,29 @@ int count_batch_by_source(const IngestBatch *batch, SourceNotice **notices) {
     qsort(found, count, sizeof(SourceNotice), compare_notices);
     *notices = found;
     return count;
+}
+
+bool notifications_welcome() {
+    static bool withheld = false;  // per backend: log each change once
+    constexpr double kHighestUsage = 0.5;
+    LOCAL_FCINFO(call, 0);  // (there is no DirectFunctionCall0)
+    InitFunctionCallInfoData(*call, nullptr, 0, InvalidOid, nullptr, nullptr);
+    const double usage = DatumGetFloat8(pg_notification_queue_usage(call));
+    if (usage >= kHighestUsage && !withheld) {
+        ereport(
+            WARNING,
+            (errmsg("segment_webhook: the NOTIFY queue is %.0f%% full: batches are stored without their "
+                    "segment_events notifications until it drains",
+                    usage * 100),
+             errhint("A session that ran LISTEN and stays in a transaction keeps the queue from draining; "
+                     "end it (see pg_stat_activity)."),
+             errhidestmt(true)));
+    } else if (usage < kHighestUsage && withheld) {
+        ereport(LOG,
+                (errmsg("segment_webhook: the NOTIFY queue drained: segment_events notifications resume")));
+    }
+    withheld = usage >= kHighestUsage;
+    return !withheld;
 }
 
 void notify_source(const char *source_name, const segment::SourceBatchCounts &counts) {

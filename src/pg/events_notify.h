@@ -21,6 +21,12 @@ struct SourceNotice {
 // *notices is palloc'd in the current memory context.
 int count_batch_by_source(const IngestBatch *batch, SourceNotice **notices);
 
+// Whether notifications may be queued now: false while Postgres' notification queue is half full or more (a
+// listener that stopped reading, such as a session idle in a transaction, holds it). A full queue would make
+// every notifying COMMIT fail, and ingest matters more than the live tail: the batches are then stored
+// without their notifications, and the log says so once (WARNING) and when they resume.
+bool notifications_welcome();
+
 // Queues the notification for one source in the current transaction. `source_name` null: the source is gone.
 void notify_source(const char *source_name, const segment::SourceBatchCounts &counts);
 

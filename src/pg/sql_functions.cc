@@ -153,7 +153,8 @@ Datum segment_ingest(PG_FUNCTION_ARGS) {
     segment_pg::ingest_batch_flush(&batch);
     int64 stored = batch.stored;
     // The live tail hears of it as of a worker's batch: one notification, delivered when the caller commits.
-    if (segment_pg::settings.notify && batch.stored + batch.duplicates + batch.rejected > 0) {
+    if (segment_pg::settings.notify && batch.stored + batch.duplicates + batch.rejected > 0 &&
+        segment_pg::notifications_welcome()) {
         segment::SourceBatchCounts counts;
         counts.accepted = batch.stored;
         counts.duplicates = batch.duplicates;

@@ -159,7 +159,7 @@ void flush_pending() {
             queue_request(i);
         }
         ingest_batch_flush(&batch);
-        if (settings.notify) {
+        if (settings.notify && notifications_welcome()) {
             notify_batch();
         }
         commit_worker_transaction();
