@@ -362,3 +362,21 @@ COMMENT ON FUNCTION segment_run_deletions() IS 'carries out the pending deletion
 -- 0.4 section: metrics and admin
 
 -- end of section: metrics and admin
+
+-- A role of the user's that runs the workers (segment_webhook.role) holds the grants of 0.3; without those 0.4
+-- adds, its batches would fail with 503 storage_misconfigured until someone granted them. Grant them here, as
+-- they are granted to segment_webhook_ingest above. (A fresh installation leaves a custom role to the user, as
+-- the README says.)
+DO $$
+DECLARE
+    workers_role text := nullif(current_setting('segment_webhook.role', true), '');
+BEGIN
+    IF workers_role IS NULL OR workers_role = 'segment_webhook_ingest'
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = workers_role AND NOT rolsuper) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.segment_message_conflicts(integer[], text[], jsonb[]) TO %I', workers_role);
+    EXECUTE format('GRANT SELECT ON @extschema@.segment_suppressions TO %I', workers_role);
+    EXECUTE format('GRANT INSERT (source_id, user_id) ON @extschema@.segment_deletions TO %I', workers_role);
+END
+$$;
