@@ -498,7 +498,9 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
         }
     }
 
-    if (key && body.find('\n') == std::string_view::npos) {
+    // A rate-limited source pays for its events, so they are counted before anything is stored.
+    const bool count_events = source != nullptr && source->max_events_per_second.has_value();
+    if (key && body.find('\n') == std::string_view::npos && !count_events) {
         // The key is in the request and the body is one line (no newline-delimited JSON to recognise):
         // nothing needs the body parsed before the database step, whose own parse refuses invalid JSON the
         // same way (400 and a dead letter). Parsing it here too would cost a second pass over every byte.
@@ -543,6 +545,11 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
     }
     decision.action = WebhookAction::Ingest;
     decision.source_id = source->id;
+    if (source->max_events_per_second) {
+        // The body was parsed above (the key came from it, or count_events): the count is exact.
+        decision.max_events_per_second = source->max_events_per_second;
+        decision.event_count = decision.json.valid ? decision.json.message_count : 1;
+    }
     decision.implied_type = route->type;
     if (route->endpoint != Endpoint::Webhook) {
         decision.client_ip = client_address(request, peer, context);

@@ -79,6 +79,10 @@ struct WebhookDecision {
     std::string client_ip;                    // tracking API endpoints: fills context.ip where it is missing
     // Headers every answer to this request carries (CORS), including the caller's final one.
     std::vector<std::pair<std::string, std::string>> headers;
+    // The source's rate limit (see rate_limit.h), and what this request costs against it: its events, counted
+    // exactly (the body was parsed to count them; a body that is not JSON costs one). 0 without a limit.
+    std::optional<int32_t> max_events_per_second;
+    uint64_t event_count = 0;
 };
 
 struct WebhookContext {

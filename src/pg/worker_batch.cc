@@ -6,6 +6,7 @@
 #include "pg/catalog.h"
 #include "pg/cpp_guard.h"
 #include "pg/jsonb_builder.h"
+#include "pg/rate_limit_shared.h"
 #include "pg/settings.h"
 #include "pg/shared.h"
 
@@ -62,6 +63,10 @@ void answer_pending(bool committed, const char *failure_code, const char *failur
     }
     for (size_t i = 0; i < count; ++i) {
         const PendingRequest &request = state->pending[i];
+        if (!committed && request.rate_charged) {
+            // Nothing of it was stored: its retry must not pay for it twice.
+            refund_rate_limit(request.source_id, request.charged_events);
+        }
         if (!committed) {
             respond_error(request.connection, 503, failure_code, failure, true, &request.headers);
         } else if (request.invalid_json) {
@@ -274,6 +279,20 @@ void take_ready_requests() {
                 return false;
             }
             add_to_counter(kBytesReceived, ready.request->body().size());
+            if (decision.max_events_per_second) {
+                const segment::RateLimitVerdict verdict = charge_rate_limit(
+                    decision.source_id, *decision.max_events_per_second, decision.event_count);
+                if (!verdict.admitted) {
+                    // Answered before anything is queued: nothing of a refused request is stored.
+                    segment::HttpResponse response = segment::rate_limited_response(
+                        *decision.max_events_per_second, verdict.retry_after_seconds);
+                    response.extra_headers = std::move(decision.headers);
+                    state->server->respond(ready.connection, response, now_ms());
+                    add_to_counter(kRequests);
+                    add_to_counter(kRateLimited);
+                    return false;
+                }
+            }
             PendingRequest pending;
             pending.connection = ready.connection;
             pending.request = ready.request;
@@ -288,6 +307,8 @@ void take_ready_requests() {
             pending.client_ip = std::move(decision.client_ip);
             pending.headers = std::move(decision.headers);
             pending.accepted = pending.duplicates = pending.rejected = 0;
+            pending.rate_charged = decision.max_events_per_second.has_value();
+            pending.charged_events = decision.event_count;
             state->pending.push_back(std::move(pending));
             state->pending_messages +=
                 decision.json.valid ? static_cast<int>(decision.json.message_count) : 1;
