@@ -46,16 +46,18 @@ void attach_rate_limit_table() {
     }
 }
 
-segment::RateLimitVerdict charge_rate_limit(int32 source_id, int32 events_per_second, uint64 events) {
+bool charge_rate_limit(int32 source_id, int32 events_per_second, uint64 events, uint32 *retry_after_seconds) {
+    *retry_after_seconds = 0;
     if (table == nullptr) {
-        return segment::RateLimitVerdict();
+        return true;
     }
     const int64 now = monotonic_us();
     SpinLockAcquire(&table->lock);
     const segment::RateLimitVerdict verdict =
         segment::charge_events(table->slots, kRateLimitSlots, source_id, events_per_second, events, now);
     SpinLockRelease(&table->lock);
-    return verdict;
+    *retry_after_seconds = verdict.retry_after_seconds;
+    return verdict.admitted;
 }
 
 void refund_rate_limit(int32 source_id, uint64 events) {

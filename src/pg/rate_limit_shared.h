@@ -3,23 +3,23 @@
 // holds the table and its lock. Without shared memory (library not preloaded: no workers) nothing is limited.
 #pragma once
 
-#include "core/rate_limit.h"
-
 #include "pg/postgres_headers.h"
 
 namespace segment_pg {
 
 // Buckets in the table: sources with a limit beyond this many (more exactly, beyond what fits each one's
 // probe window) share slots as rate_limit.h says; a source may then get up to one second's extra burst.
-constexpr size_t kRateLimitSlots = 4096;
+constexpr Size kRateLimitSlots = 4096;
 
 // For the shared-memory hooks of shared.cc: the size to request, and the attach (under AddinShmemInitLock).
 Size rate_limit_shared_size();
 void attach_rate_limit_table();
 
-// Charges a request of `events` events to the source's bucket; admitted when there is no table. Never throws
-// and never raises a Postgres error (a spinlock is held for a few dozen instructions).
-segment::RateLimitVerdict charge_rate_limit(int32 source_id, int32 events_per_second, uint64 events);
+// Charges a request of `events` events to the source's bucket: true when it is admitted (always when there is
+// no table), else false with the seconds until it would fit. Never throws and never raises a Postgres error
+// (a spinlock is held for a few dozen instructions). Plain types only, so that this header needs no core
+// header and can come after the Postgres headers.
+bool charge_rate_limit(int32 source_id, int32 events_per_second, uint64 events, uint32 *retry_after_seconds);
 // Gives back what charge_rate_limit took for a request that was then not stored (see refund_events).
 void refund_rate_limit(int32 source_id, uint64 events);
 

@@ -2,6 +2,7 @@
 // queued; queued requests are written in one transaction and answered after its COMMIT (200 with counts, 400
 // for a body that is not JSON, 503 with Retry-After when the database could not commit). See worker_state.h.
 // Core headers (through worker_state.h) before any Postgres header.
+#include "core/rate_limit.h"
 #include "pg/worker_state.h"
 #include "pg/catalog.h"
 #include "pg/cpp_guard.h"
@@ -280,12 +281,12 @@ void take_ready_requests() {
             }
             add_to_counter(kBytesReceived, ready.request->body().size());
             if (decision.max_events_per_second) {
-                const segment::RateLimitVerdict verdict = charge_rate_limit(
-                    decision.source_id, *decision.max_events_per_second, decision.event_count);
-                if (!verdict.admitted) {
+                uint32 retry_after_seconds;
+                if (!charge_rate_limit(decision.source_id, *decision.max_events_per_second,
+                                       decision.event_count, &retry_after_seconds)) {
                     // Answered before anything is queued: nothing of a refused request is stored.
-                    segment::HttpResponse response = segment::rate_limited_response(
-                        *decision.max_events_per_second, verdict.retry_after_seconds);
+                    segment::HttpResponse response =
+                        segment::rate_limited_response(*decision.max_events_per_second, retry_after_seconds);
                     response.extra_headers = std::move(decision.headers);
                     state->server->respond(ready.connection, response, now_ms());
                     add_to_counter(kRequests);
