@@ -129,6 +129,22 @@ RateLimitVerdict charge_events(TokenBucket *slots, size_t slot_count, int32_t so
     return take_events(*slot, events_per_second, events, now_us);
 }
 
+RateLimitVerdict peek_one_event(const TokenBucket *slots, size_t slot_count, int32_t source_id,
+                                int32_t events_per_second, int64_t now_us) noexcept {
+    if (slots == nullptr || slot_count == 0 || events_per_second <= 0 || source_id == 0) {
+        return RateLimitVerdict();
+    }
+    const size_t window = slot_count < kRateLimitProbe ? slot_count : kRateLimitProbe;
+    const size_t start = hash_source(source_id) % slot_count;
+    for (size_t i = 0; i < window; ++i) {
+        if (slots[(start + i) % slot_count].source_id == source_id) {
+            TokenBucket copy = slots[(start + i) % slot_count];
+            return take_events(copy, events_per_second, 1, now_us);
+        }
+    }
+    return RateLimitVerdict();  // no bucket yet: a new one is full
+}
+
 void refund_events(TokenBucket *slots, size_t slot_count, int32_t source_id, uint64_t events,
                    int64_t now_us) noexcept {
     if (slots == nullptr || slot_count == 0 || source_id == 0) {

@@ -63,6 +63,11 @@ constexpr size_t kRateLimitProbe = 16;
 RateLimitVerdict charge_events(TokenBucket *slots, size_t slot_count, int32_t source_id,
                                int32_t events_per_second, uint64_t events, int64_t now_us) noexcept;
 
+// What charging one event would answer now, without charging anything: for refusing a request from its head,
+// before its body is read, when not even one event fits (whatever the body holds, it would be refused).
+RateLimitVerdict peek_one_event(const TokenBucket *slots, size_t slot_count, int32_t source_id,
+                                int32_t events_per_second, int64_t now_us) noexcept;
+
 // Gives back events charged to a request that was not stored after all (its batch could not commit): the
 // sender retries it, and the retry should not pay twice. No bucket (it was evicted meanwhile): nothing to do.
 void refund_events(TokenBucket *slots, size_t slot_count, int32_t source_id, uint64_t events,

@@ -10,6 +10,7 @@
 
 #include "core/content_encoding.h"
 #include "core/json_poison.h"
+#include "core/rate_limit.h"
 #include "core/signature.h"
 
 namespace segment {
@@ -453,11 +454,21 @@ std::optional<HttpResponse> check_request_head(const HttpRequest &request, const
         return std::nullopt;  // /health
     }
     if (const std::optional<std::string> key = write_key_from_request(request)) {
-        if (find_enabled_source(*key, context, decision) == nullptr) {
+        const SourceInfo *source = find_enabled_source(*key, context, decision);
+        if (source == nullptr) {
             return std::move(decision.response);
         }
+        uint32_t retry_after_seconds = 0;
+        if (source->max_events_per_second && context.rate_limit_room != nullptr &&
+            !context.rate_limit_room(source->id, *source->max_events_per_second, &retry_after_seconds)) {
+            // Not even one event fits: whatever the body holds, it would be refused; do not read it.
+            HttpResponse response =
+                rate_limited_response(*source->max_events_per_second, retry_after_seconds);
+            response.extra_headers = decision.headers;
+            return response;
+        }
     }
-    return std::nullopt;  // a known key, or none yet (it may be in the body)
+    return std::nullopt;  // a known key with room, or none yet (it may be in the body)
 }
 
 WebhookDecision decide(const HttpRequest &request, std::string_view peer, const WebhookContext &context) {

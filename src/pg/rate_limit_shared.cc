@@ -60,6 +60,20 @@ bool charge_rate_limit(int32 source_id, int32 events_per_second, uint64 events, 
     return verdict.admitted;
 }
 
+bool rate_limit_room(int32 source_id, int32 events_per_second, uint32 *retry_after_seconds) {
+    *retry_after_seconds = 0;
+    if (table == nullptr) {
+        return true;
+    }
+    const int64 now = monotonic_us();
+    SpinLockAcquire(&table->lock);
+    const segment::RateLimitVerdict verdict =
+        segment::peek_one_event(table->slots, kRateLimitSlots, source_id, events_per_second, now);
+    SpinLockRelease(&table->lock);
+    *retry_after_seconds = verdict.retry_after_seconds;
+    return verdict.admitted;
+}
+
 void refund_rate_limit(int32 source_id, uint64 events) {
     if (table == nullptr) {
         return;

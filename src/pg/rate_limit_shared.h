@@ -20,6 +20,10 @@ void attach_rate_limit_table();
 // (a spinlock is held for a few dozen instructions). Plain types only, so that this header needs no core
 // header and can come after the Postgres headers.
 bool charge_rate_limit(int32 source_id, int32 events_per_second, uint64 events, uint32 *retry_after_seconds);
+// Whether the source has room for one event now, charging nothing (else false with the seconds until it has):
+// the head check. Same guarantees as charge_rate_limit, whose signature it shares with
+// WebhookContext::rate_limit_room.
+bool rate_limit_room(int32 source_id, int32 events_per_second, uint32 *retry_after_seconds);
 // Gives back what charge_rate_limit took for a request that was then not stored (see refund_events).
 void refund_rate_limit(int32 source_id, uint64 events);
 

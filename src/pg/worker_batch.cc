@@ -245,13 +245,16 @@ void refresh_webhook_context() {
     context.max_body_bytes = static_cast<size_t>(settings.max_request_size);
     context.cors_origins = state->cors_origins;
     context.trust_proxy = settings.trust_proxy;
+    context.rate_limit_room = rate_limit_room;
 }
 
 std::optional<segment::HttpResponse> check_head(const segment::HttpRequest &request) {
     std::optional<segment::HttpResponse> refusal = segment::check_request_head(request, state->context);
     if (refusal) {
         add_to_counter(kRequests);
-        if (refusal->status >= 400 && refusal->status < 500) {
+        if (refusal->status == 429) {
+            add_to_counter(kRateLimited);
+        } else if (refusal->status >= 400 && refusal->status < 500) {
             add_to_counter(kRequestErrors);
         }
     }

@@ -123,6 +123,17 @@ ok(wait_until(10, sub { my ($r) = send_batch('limited', 3 * $limit, quiet => 1);
 my ($after_big) = send_batch('limited', 1);
 is($after_big->{status}, 429, 'the next request waits while the bucket is in debt');
 cmp_ok($after_big->{headers}{'retry-after'} // 0, '>=', 2, 'its Retry-After counts the debt (about three seconds)');
+{
+    # While not even one event fits, a request is refused from its head: only the head of a 10 MB request is sent.
+    my $connection = http_connect($port, timeout => 5);
+    $connection->send(build_request($port, 'POST', '/v1/batch',
+        headers => [ [ 'Content-Type', 'application/json' ], [ 'Authorization', basic_auth($key{limited}) ] ],
+        content_length => 10_000_000));
+    my $response = $connection->read_response(timeout => 5);
+    is($response && $response->{status}, 429, 'a source in debt is answered 429 before the body is sent');
+    is(error_code($response), 'rate_limited', 'from the head: rate_limited');
+    $connection->close;
+}
 
 # --- (4): NULL is unlimited; a new limit applies within about a second ---------------------------------------
 my $unlimited_ok = 1;

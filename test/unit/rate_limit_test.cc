@@ -157,6 +157,20 @@ TEST(RateLimitTable, AFullTableReusesIdleBucketsFirst) {
     EXPECT_EQ(found, 1);
 }
 
+TEST(RateLimitTable, PeekChargesNothing) {
+    std::vector<TokenBucket> slots(16, TokenBucket{});
+    EXPECT_TRUE(segment::peek_one_event(slots.data(), slots.size(), 9, 3, kStart).admitted);  // no bucket yet
+    EXPECT_TRUE(segment::charge_events(slots.data(), slots.size(), 9, 3, 2, kStart).admitted);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_TRUE(segment::peek_one_event(slots.data(), slots.size(), 9, 3, kStart).admitted);
+    }
+    EXPECT_TRUE(segment::charge_events(slots.data(), slots.size(), 9, 3, 1, kStart).admitted);
+    const RateLimitVerdict empty = segment::peek_one_event(slots.data(), slots.size(), 9, 3, kStart);
+    EXPECT_FALSE(empty.admitted);
+    EXPECT_EQ(empty.retry_after_seconds, 1u);
+    EXPECT_TRUE(segment::peek_one_event(slots.data(), slots.size(), 9, 3, kStart + kSecond / 3 + 1).admitted);
+}
+
 TEST(RateLimitResponse, Is429WithRetryAfterAndTheErrorBody) {
     const segment::HttpResponse response = segment::rate_limited_response(50, 3);
     EXPECT_EQ(response.status, 429);
@@ -234,6 +248,40 @@ TEST_F(RateLimitDecisionTest, CountsTheEventsOfALimitedSource) {
     auto open = decide(post("/v1/webhook?writeKey=open-key", array));
     EXPECT_FALSE(open.max_events_per_second.has_value());
     EXPECT_EQ(open.event_count, 0u);
+}
+
+// The head check: a source with no room for one event is refused before its body is read; the CORS headers
+// come along. Sources without a limit, or with room, pass.
+bool no_room(int32_t source_id, int32_t, uint32_t *retry_after_seconds) {
+    *retry_after_seconds = 4;
+    return source_id != 2;
+}
+
+TEST_F(RateLimitDecisionTest, HeadCheckRefusesASourceWithoutRoom) {
+    const std::string head =
+        "POST /v1/batch?writeKey=limited-key HTTP/1.1\r\nHost: x\r\nOrigin: https://a.example\r\n"
+        "Content-Length: 100000\r\n\r\n";
+    segment::HttpRequestParser parser;
+    parser.feed(head.data(), head.size());
+    ASSERT_EQ(parser.state(), segment::HttpParseState::kHeadersComplete);
+    context.cors_origins = {"*"};
+    EXPECT_FALSE(segment::check_request_head(parser.request(), context).has_value());  // no rate_limit_room
+    context.rate_limit_room = no_room;
+    const auto refusal = segment::check_request_head(parser.request(), context);
+    ASSERT_TRUE(refusal.has_value());
+    EXPECT_EQ(refusal->status, 429);
+    EXPECT_EQ(refusal->retry_after_seconds.value_or(0), 4u);
+    bool cors = false;
+    for (const auto &header : refusal->extra_headers) {
+        cors = cors || header.first == "Access-Control-Allow-Origin";
+    }
+    EXPECT_TRUE(cors);
+
+    const std::string open_head =
+        "POST /v1/batch?writeKey=open-key HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+    segment::HttpRequestParser open_parser;
+    open_parser.feed(open_head.data(), open_head.size());
+    EXPECT_FALSE(segment::check_request_head(open_parser.request(), context).has_value());
 }
 
 }  // namespace
