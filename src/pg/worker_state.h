@@ -36,6 +36,8 @@ struct PendingRequest {
     std::string client_ip;  // fills context.ip (tracking API endpoints); empty for webhooks
     std::vector<std::pair<std::string, std::string>> headers;  // CORS, on the final answer too
     int64 accepted, duplicates, rejected;
+    bool rate_charged;  // its events were charged to its source's rate limit (given back if not stored)
+    uint64 charged_events;
 };
 
 struct WorkerState {
