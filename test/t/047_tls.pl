@@ -72,6 +72,11 @@ my $data = $node->data_dir;
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 my @workers = worker_pids($node);
 
+is( sql(q{SELECT string_agg(name || ' = ' || setting || ' from ' || source, ', ' ORDER BY name) FROM pg_settings
+              WHERE name IN ('segment_webhook.ssl_cert_file', 'segment_webhook.ssl_key_file')}),
+    "segment_webhook.ssl_cert_file = $dir/first.crt from configuration file, "
+      . "segment_webhook.ssl_key_file = $dir/first.key from configuration file",
+    'both settings apply from the start (031_settings_at_start.pl leaves them to this test)');
 like(slurp_file($node->logfile), qr/listening on 127\.0\.0\.1:$port \(HTTPS only\)/,
     'the worker says the port speaks HTTPS only');
 like(slurp_file($node->logfile), qr/serves TLS certificate subject CN = localhost, serial 03E9, valid until/,
