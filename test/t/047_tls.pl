@@ -8,7 +8,7 @@
 # files in the data directory); a broken certificate or a key file readable by others on reload keeps the old
 # certificate and is logged once; analytics-node delivers over HTTPS with NODE_EXTRA_CA_CERTS. A second node
 # started with a key file of mode 0644 logs why, refuses handshakes and answers plain HTTP 400, and serves
-# HTTPS as soon as a reload finds the key fixed.
+# HTTPS as soon as a reload finds the key fixed; a reload that leaves one of the two settings alone keeps HTTPS.
 use strict;
 use warnings;
 use FindBin;
@@ -288,6 +288,16 @@ ok(defined wait_for_log_within($second, qr/serves TLS certificate .*serial 03E9/
     'a reload loads the certificate once the key file is fixed');
 $key = $bad_key;
 ok(wait_until(10, sub { curl_post('bad-key-fixed') =~ /^200 / }), 'and the port serves HTTPS');
+
+# One setting alone is a mistake, not a way to turn TLS off.
+$offset = log_offset($second);
+$second->safe_psql('postgres', q{ALTER SYSTEM SET segment_webhook.ssl_key_file = ''});
+$second->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok( defined wait_for_log_within($second,
+        qr/could not load a new TLS certificate: segment_webhook\.ssl_cert_file and segment_webhook\.ssl_key_file must both be set/,
+        $offset, 20),
+    'a reload that leaves only ssl_cert_file set says both are needed');
+is(curl_post('one-setting'), '200 1.1', 'and the port keeps serving HTTPS with the certificate it had');
 unlike(slurp_file($second->logfile), qr/terminated by signal|reinitializing/, 'no crash on the second node');
 $second->stop;
 
