@@ -20,7 +20,7 @@ PROVE_TESTS = test/t/*.pl
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
-SHLIB_LINK = -lstdc++ -lcrypto -lz
+SHLIB_LINK = -lstdc++ -lssl -lcrypto -lz
 
 EXTRA_CLEAN = tmp_check_regress test/unit/run_unit_tests $(OBJS:.o=.bc) src/core/*.d src/pg/*.d
 
@@ -42,7 +42,7 @@ UNIT_TEST_SRCS = $(wildcard test/unit/*.cc)
 UNIT_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -O1 -g -I$(srcdir)/src $(UNIT_SANITIZE)
 
 test/unit/run_unit_tests: $(UNIT_TEST_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h)
-	$(CXX) $(UNIT_CXXFLAGS) -o $@ $(UNIT_TEST_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread -lcrypto -lz
+	$(CXX) $(UNIT_CXXFLAGS) -o $@ $(UNIT_TEST_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread -lssl -lcrypto -lz
 
 .PHONY: unittest unittest-sanitize format-check
 unittest: test/unit/run_unit_tests
@@ -52,7 +52,7 @@ unittest: test/unit/run_unit_tests
 unittest-sanitize:
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -O1 -g -I$(srcdir)/src -fsanitize=address,undefined \
 		-fno-sanitize-recover=all -o test/unit/run_unit_tests_sanitized $(UNIT_TEST_SRCS) $(CORE_SRCS) \
-		-lgtest -lgtest_main -pthread -lcrypto -lz
+		-lgtest -lgtest_main -pthread -lssl -lcrypto -lz
 	test/unit/run_unit_tests_sanitized
 
 format-check:
@@ -66,7 +66,7 @@ FUZZ_CXX ?= clang++
 test/fuzz/bin/%: test/fuzz/%.cc $(CORE_SRCS) $(wildcard src/core/*.h)
 	@mkdir -p test/fuzz/bin
 	$(FUZZ_CXX) -std=c++17 -Wall -Wextra -Werror -O1 -g -I$(srcdir)/src -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -fsanitize-ignorelist=test/fuzz/ubsan.ignorelist -o $@ $< $(CORE_SRCS) -lcrypto -lz
+		-fno-sanitize-recover=undefined -fsanitize-ignorelist=test/fuzz/ubsan.ignorelist -o $@ $< $(CORE_SRCS) -lssl -lcrypto -lz
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS)

@@ -150,7 +150,7 @@ START_TIME=$(date +%s)
 # Tools: the load driver, and the Node receiver's packages (exactly those of package-lock.json).
 # ---------------------------------------------------------------------------------------------------------
 log "building the load driver"
-g++ -O2 -std=c++17 -Wall -Wextra -o "$WORK_DIR/load_driver" "$BENCH_DIR/load_driver.cc"
+g++ -O2 -std=c++17 -Wall -Wextra -o "$WORK_DIR/load_driver" "$BENCH_DIR/load_driver.cc" -lssl -lcrypto
 DRIVER=$WORK_DIR/load_driver
 if [ "$WITH_NODE" = 1 ]; then
     RECEIVER_DIR=$BENCH_DIR/receiver

@@ -12,7 +12,11 @@
 //
 // Output: a human summary on stderr and one JSON object on stdout (read by bench/ingest.sh).
 //
-// Build: g++ -O2 -std=c++17 -o load_driver load_driver.cc
+// --tls CAFILE speaks HTTPS (verifying the server against CAFILE): every connection shakes hands before the
+// clock starts, and again (a full handshake, no resumption) whenever it is opened anew. --close asks the server
+// to close after every answer, so that every request pays for a new connection (and, with --tls, a handshake).
+//
+// Build: g++ -O2 -std=c++17 -o load_driver load_driver.cc -lssl -lcrypto
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -26,6 +30,8 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -54,6 +60,8 @@ struct Options {
     std::vector<std::pair<std::string, int>> cpu_roots;  // name=pid: process trees whose CPU time is reported
     int show_errors = 5;
     int sample_pid = 0;  // sample /proc/<pid>/syscall every millisecond: where the server's wall time goes
+    std::string tls_ca;  // HTTPS, trusting this CA file
+    bool close_each = false;  // Connection: close on every request
 };
 
 struct Request {
@@ -282,6 +290,9 @@ std::vector<Request> parse_requests(const std::string &data, const Options &opti
         if (!signature.empty()) {
             request.head += "X-Signature: " + signature + "\r\n";
         }
+        if (options.close_each) {
+            request.head += "Connection: close\r\n";
+        }
         request.head += "Content-Length: " + std::to_string(request.body.size()) + "\r\n\r\n";
         requests.push_back(std::move(request));
         if (options.max_requests >= 0 && static_cast<long>(requests.size()) >= options.max_requests) {
@@ -298,6 +309,7 @@ enum class State { Connecting, Idle, Sending, Receiving, Closed };
 
 struct Connection {
     int fd = -1;
+    SSL *ssl = nullptr;
     State state = State::Connecting;
     long request = -1;  // index of the request in flight
     size_t sent = 0;    // bytes of head + body written
@@ -307,7 +319,7 @@ struct Connection {
 
 struct Totals {
     long completed = 0, messages = 0, expected_unique = 0, non_2xx = 0, errors = 0, accepted = 0,
-         duplicates = 0, rejected = 0, reconnects = 0;
+         duplicates = 0, rejected = 0, reconnects = 0, handshakes = 0;
     std::map<int, long> statuses;
     std::vector<uint32_t> latencies_us;
     int errors_shown = 0;
@@ -373,7 +385,18 @@ long json_number(std::string_view body, const char *key) {
 
 class Driver {
   public:
-    Driver(const Options &options, std::vector<Request> &requests) : options_(options), requests_(requests) {}
+    Driver(const Options &options, std::vector<Request> &requests) : options_(options), requests_(requests) {
+        if (!options_.tls_ca.empty()) {
+            tls_ = SSL_CTX_new(TLS_client_method());
+            if (tls_ == nullptr || SSL_CTX_load_verify_locations(tls_, options_.tls_ca.c_str(), nullptr) != 1) {
+                die("cannot load the CA file " + options_.tls_ca);
+            }
+            SSL_CTX_set_verify(tls_, SSL_VERIFY_PEER, nullptr);
+            SSL_CTX_set_mode(tls_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+            const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+            SSL_CTX_set_alpn_protos(tls_, alpn, sizeof alpn);
+        }
+    }
 
     int run() {
         epoll_ = epoll_create1(EPOLL_CLOEXEC);
@@ -410,6 +433,12 @@ class Driver {
                 connection.state = State::Idle;
                 watch(events[e].data.u64, EPOLLIN, EPOLL_CTL_MOD);
                 ++connected;
+            }
+        }
+
+        if (tls_) {
+            for (Connection &connection : connections_) {
+                shake_hands(connection);
             }
         }
 
@@ -455,7 +484,7 @@ class Driver {
         }
         for (Connection &connection : connections_) {
             if (connection.fd >= 0) {
-                close(connection.fd);
+                close_connection(connection);
             }
         }
         report();
@@ -463,6 +492,69 @@ class Driver {
     }
 
   private:
+    // A blocking handshake on a connected socket, which is left non-blocking.
+    void shake_hands(Connection &connection) {
+        fcntl(connection.fd, F_SETFL, fcntl(connection.fd, F_GETFL) & ~O_NONBLOCK);
+        connection.ssl = SSL_new(tls_);
+        SSL_set_fd(connection.ssl, connection.fd);
+        SSL_set1_host(connection.ssl, "127.0.0.1");
+        if (SSL_connect(connection.ssl) != 1) {
+            char reason[256];
+            ERR_error_string_n(ERR_get_error(), reason, sizeof reason);
+            die(std::string("TLS handshake with 127.0.0.1:") + std::to_string(options_.port) + ": " + reason);
+        }
+        ++totals_.handshakes;
+        fcntl(connection.fd, F_SETFL, fcntl(connection.fd, F_GETFL) | O_NONBLOCK);
+    }
+
+    void close_connection(Connection &connection) {
+        if (connection.ssl != nullptr) {
+            SSL_free(connection.ssl);
+            connection.ssl = nullptr;
+        }
+        close(connection.fd);
+    }
+
+    // writev() or SSL_write() of the rest of the request; -1 with errno EAGAIN when the socket must wait.
+    ssize_t write_request(Connection &connection, const Request &request, struct iovec *parts, int part_count) {
+        if (connection.ssl == nullptr) {
+            return writev(connection.fd, parts, part_count);
+        }
+        std::string rest;
+        for (int i = 0; i < part_count; ++i) {
+            rest.append(static_cast<const char *>(parts[i].iov_base), parts[i].iov_len);
+        }
+        (void)request;
+        const int written = SSL_write(connection.ssl, rest.data(), static_cast<int>(rest.size()));
+        if (written > 0) {
+            return written;
+        }
+        const int error = SSL_get_error(connection.ssl, written);
+        errno = (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) ? EAGAIN : EPIPE;
+        return -1;
+    }
+
+    // read() or SSL_read(): a count, 0 at the end, -1 with errno.
+    ssize_t read_answer(Connection &connection, char *buffer, size_t size) {
+        if (connection.ssl == nullptr) {
+            return read(connection.fd, buffer, size);
+        }
+        const int count = SSL_read(connection.ssl, buffer, static_cast<int>(size));
+        if (count > 0) {
+            return count;
+        }
+        const int error = SSL_get_error(connection.ssl, count);
+        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (error == SSL_ERROR_ZERO_RETURN || (error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+            return 0;
+        }
+        errno = ECONNRESET;
+        return -1;
+    }
+
     void watch(size_t index, uint32_t events, int operation) {
         struct epoll_event event {};
         event.events = events;
@@ -509,7 +601,7 @@ class Driver {
                 parts[0].iov_len = request.body.size() - offset;
                 part_count = 1;
             }
-            ssize_t written = writev(connection.fd, parts, part_count);
+            ssize_t written = write_request(connection, request, parts, part_count);
             if (written < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK) {
                     watch(index, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
@@ -537,7 +629,7 @@ class Driver {
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
             char buffer[65536];
             for (;;) {
-                ssize_t length = read(connection.fd, buffer, sizeof buffer);
+                ssize_t length = read_answer(connection, buffer, sizeof buffer);
                 if (length > 0) {
                     connection.input.append(buffer, static_cast<size_t>(length));
                     continue;
@@ -639,7 +731,7 @@ class Driver {
     // The server closed the connection: open a new one (synchronously; it is loopback) and go on.
     void reconnect(size_t index) {
         Connection &connection = connections_[index];
-        close(connection.fd);
+        close_connection(connection);
         totals_.reconnects++;
         connection.input.clear();
         if (stopped_) {
@@ -659,6 +751,9 @@ class Driver {
         }
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         connection.fd = fd;
+        if (tls_) {
+            shake_hands(connection);
+        }
         connection.state = State::Idle;
         watch(index, EPOLLIN, EPOLL_CTL_ADD);
         start_next(index);
@@ -683,7 +778,7 @@ class Driver {
                 char buffer[4096];
                 if (connection.fd >= 0 && read(connection.fd, buffer, sizeof buffer) == 0) {
                     epoll_ctl(epoll_, EPOLL_CTL_DEL, connection.fd, nullptr);
-                    close(connection.fd);
+                    close_connection(connection);
                     connection.fd = -1;
                     closed_while_held_++;
                 }
@@ -726,6 +821,7 @@ class Driver {
             latencies.empty() ? 0.0 : latencies.back() / 1000.0, totals_.non_2xx, totals_.errors,
             totals_.accepted, totals_.duplicates, totals_.rejected, totals_.reconnects, closed_while_held_,
             driver_cpu);
+        printf("\"handshakes\":%ld,", totals_.handshakes);
         printf("\"statuses\":{");
         bool first = true;
         for (const auto &[status, count] : totals_.statuses) {
@@ -762,13 +858,15 @@ class Driver {
     Totals totals_;
     double next_sample_ = 0;
     std::map<std::string, long> syscall_samples_;
+    SSL_CTX *tls_ = nullptr;
 };
 
 void usage() {
     fprintf(stderr,
             "usage: load_driver --port P --requests FILE [--path /v1/webhook?writeKey=K] [--connections N]\n"
             "                   [--max-requests N] [--duration S] [--grace S] [--hold S --ready-file F]\n"
-            "                   [--cpu NAME=PID]... [--sample-syscalls PID] [--show-errors N]\n");
+            "                   [--cpu NAME=PID]... [--sample-syscalls PID] [--show-errors N]\n"
+            "                   [--tls CAFILE] [--close]\n");
     exit(2);
 }
 
@@ -811,6 +909,10 @@ int main(int argc, char **argv) {
             options.cpu_roots.emplace_back(spec.substr(0, equals), atoi(spec.c_str() + equals + 1));
         } else if (argument == "--sample-syscalls") {
             options.sample_pid = atoi(value().c_str());
+        } else if (argument == "--tls") {
+            options.tls_ca = value();
+        } else if (argument == "--close") {
+            options.close_each = true;
         } else if (argument == "--show-errors") {
             options.show_errors = atoi(value().c_str());
         } else {

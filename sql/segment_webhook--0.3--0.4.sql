@@ -82,6 +82,19 @@ COMMENT ON FUNCTION segment_events_apply_dedup() IS 'trigger for an analytics no
 
 
 -- 0.4 section: rate limits
+-- segment_webhook_stats gains rate_limited: requests answered 429 because their source was over its
+-- max_events_per_second (they are not counted in request_errors).
+DROP VIEW segment_webhook_stats;
+DROP FUNCTION segment_webhook_stats();
+CREATE FUNCTION segment_webhook_stats(
+    OUT worker integer, OUT pid integer, OUT started_at timestamptz, OUT last_commit_at timestamptz,
+    OUT open_connections bigint, OUT requests bigint, OUT request_errors bigint, OUT events_stored bigint,
+    OUT duplicates bigint, OUT rejected bigint, OUT batches_committed bigint, OUT batches_failed bigint,
+    OUT bytes_received bigint, OUT rate_limited bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'segment_webhook_stats' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION segment_webhook_stats() IS 'counters of the HTTP ingest workers since the server started';
+CREATE VIEW segment_webhook_stats AS SELECT * FROM segment_webhook_stats();
+COMMENT ON VIEW segment_webhook_stats IS 'counters of the HTTP ingest workers since the server started';
 
 -- end of section: rate limits
 
@@ -442,3 +455,21 @@ COMMENT ON FUNCTION segment_run_deletions() IS 'carries out the pending deletion
 -- 0.4 section: metrics and admin
 
 -- end of section: metrics and admin
+
+-- A role of the user's that runs the workers (segment_webhook.role) holds the grants of 0.3; without those 0.4
+-- adds, its batches would fail with 503 storage_misconfigured until someone granted them. Grant them here, as
+-- they are granted to segment_webhook_ingest above. (A fresh installation leaves a custom role to the user, as
+-- the README says.)
+DO $$
+DECLARE
+    workers_role text := nullif(current_setting('segment_webhook.role', true), '');
+BEGIN
+    IF workers_role IS NULL OR workers_role = 'segment_webhook_ingest'
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = workers_role AND NOT rolsuper) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.segment_message_conflicts(integer[], text[], jsonb[]) TO %I', workers_role);
+    EXECUTE format('GRANT SELECT ON @extschema@.segment_suppressions TO %I', workers_role);
+    EXECUTE format('GRANT INSERT (source_id, user_id) ON @extschema@.segment_deletions TO %I', workers_role);
+END
+$$;

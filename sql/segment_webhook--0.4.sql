@@ -1120,6 +1120,19 @@ COMMENT ON FUNCTION segment_events_apply_dedup() IS 'trigger for an analytics no
 
 
 -- 0.4 section: rate limits
+-- segment_webhook_stats gains rate_limited: requests answered 429 because their source was over its
+-- max_events_per_second (they are not counted in request_errors).
+DROP VIEW segment_webhook_stats;
+DROP FUNCTION segment_webhook_stats();
+CREATE FUNCTION segment_webhook_stats(
+    OUT worker integer, OUT pid integer, OUT started_at timestamptz, OUT last_commit_at timestamptz,
+    OUT open_connections bigint, OUT requests bigint, OUT request_errors bigint, OUT events_stored bigint,
+    OUT duplicates bigint, OUT rejected bigint, OUT batches_committed bigint, OUT batches_failed bigint,
+    OUT bytes_received bigint, OUT rate_limited bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'segment_webhook_stats' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION segment_webhook_stats() IS 'counters of the HTTP ingest workers since the server started';
+CREATE VIEW segment_webhook_stats AS SELECT * FROM segment_webhook_stats();
+COMMENT ON VIEW segment_webhook_stats IS 'counters of the HTTP ingest workers since the server started';
 
 -- end of section: rate limits
 

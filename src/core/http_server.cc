@@ -1,7 +1,8 @@
 // The ingest worker's sockets: listening, accepting, the poll loop, epoll interest and closing. One epoll
 // descriptor (level-triggered) holds the listening sockets and every connection. What happens on a connection
 // (reading, parsing, answering) is in http_server_io.cc; admission, accounting and timeouts in
-// http_server_limits.cc. Never blocks and never calls into Postgres.
+// http_server_limits.cc; the TLS handshake and transport in http_server_tls.cc. Never blocks and never calls
+// into Postgres.
 #include "core/no_postgres.h"
 #include "core/http_server.h"
 
@@ -190,6 +191,17 @@ size_t HttpServer::poll(int64_t now_ms, std::vector<ReadyRequest> &ready) {
                 continue;
             }
             Connection &connection = *found->second;
+            if (connection.transport == Connection::Transport::Sniffing ||
+                connection.transport == Connection::Transport::Handshake) {
+                continue_handshake(connection, now_ms);
+                continue;
+            }
+            if ((events[i].events & EPOLLOUT) && connection.tls_read_wants_write) {
+                read_from(connection, now_ms, false);
+            }
+            if ((events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && connection.tls_write_wants_read) {
+                write_to(connection);
+            }
             if (events[i].events & EPOLLOUT) {
                 write_to(connection);
                 if (connection.paused && !connection.output_backlogged()) {
@@ -208,6 +220,7 @@ size_t HttpServer::poll(int64_t now_ms, std::vector<ReadyRequest> &ready) {
             break;
         }
     }
+    read_buffered_tls(now_ms, &handled);
     expire(now_ms);
     for (uint64_t id : to_close_) {
         close_connection(id);
@@ -232,6 +245,10 @@ void HttpServer::accept_all(int listen_fd, int64_t now_ms) {
             }
             return;  // EAGAIN, or a connection that went away before we took it
         }
+        if (connections_.size() >= options_.max_connections && options_.https) {
+            close(fd);  // no handshake yet, so no way to say why
+            continue;
+        }
         if (connections_.size() >= options_.max_connections) {
             HttpResponse response = json_error_response(
                 503, "too_many_connections", "the server has too many open connections; retry later", true);
@@ -248,6 +265,9 @@ void HttpServer::accept_all(int listen_fd, int64_t now_ms) {
         connection->fd = fd;
         connection->peer = peer_name(address);
         connection->last_activity_ms = now_ms;
+        if (options_.https) {
+            connection->transport = Connection::Transport::Sniffing;
+        }
         epoll_event event{};
         event.events = EPOLLIN;
         event.data.u64 = connection->id;
@@ -265,14 +285,29 @@ void HttpServer::update_interest(Connection &connection) {
         return;
     }
     uint32_t wanted = 0;
-    if ((connection.state == Connection::State::Reading && !connection.output_backlogged()) ||
-        connection.state == Connection::State::Closing ||
-        (connection.state == Connection::State::Dispatched && !connection.peer_closed &&
-         connection.unparsed() < kBufferedWhileDispatched)) {
+    const bool may_read = connection.may_read();
+    if (may_read || connection.state == Connection::State::Closing) {
         wanted |= EPOLLIN;
     }
     if (connection.unsent() > 0) {
         wanted |= EPOLLOUT;
+    }
+    if (connection.transport == Connection::Transport::Sniffing) {
+        wanted = EPOLLIN;
+    } else if (connection.transport == Connection::Transport::Handshake) {
+        wanted = connection.handshake_interest;
+    } else if (connection.transport == Connection::Transport::Tls) {
+        // TLS may need the other direction to make progress on this one.
+        if (connection.tls_read_wants_write && may_read) {
+            wanted |= EPOLLOUT;
+        }
+        if (connection.tls_write_wants_read && connection.unsent() > 0) {
+            wanted |= EPOLLIN;
+        }
+        if (may_read && !connection.tls_buffered_listed && connection.tls->has_buffered_input()) {
+            connection.tls_buffered_listed = true;
+            tls_buffered_.push_back(connection.id);
+        }
     }
     if (wanted != connection.interest) {
         epoll_event event{};
@@ -294,6 +329,8 @@ void HttpServer::close_connection(uint64_t id) {
         close(connection.fd);
         connection.fd = -1;
     }
+    connection.tls.reset();
+    connection.transport = Connection::Transport::Plain;
     if (connection.state == Connection::State::Dispatched) {
         // The caller still holds a pointer to its request: keep the object (and count its body) until
         // respond(), but nothing else.

@@ -6,9 +6,12 @@
 // read. It bounds what it holds: per connection (a client that does not read its answers is not read from
 // either) and across connections (max_buffered_bytes). Implemented in http_server.cc (sockets and the poll
 // loop), http_server_io.cc (reading, parsing, answering) and http_server_limits.cc (admission, accounting,
-// timeouts).
+// timeouts). With HTTPS on (options.https), every connection starts with a TLS handshake driven by the same
+// loop (http_server_tls.cc); a server without it behaves as if TLS did not exist.
 #pragma once
 #include "core/no_postgres.h"
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
@@ -22,6 +25,8 @@
 #include "core/http_response.h"
 
 namespace segment {
+
+class TlsContext;
 
 // Decides from a request's head alone whether to answer it before reading its body (see head_check).
 using HttpHeadCheck = std::function<std::optional<HttpResponse>(const HttpRequest &)>;
@@ -47,12 +52,21 @@ struct HttpServerOptions {
     // Empty: every head goes on. Should it throw, the connection is answered 500 and closed, and the
     // exception leaves poll() (or respond()) with the server in a consistent state.
     HttpHeadCheck head_check;
+    // HTTPS only: every connection must begin with a TLS handshake, which must complete within
+    // read_timeout_ms of the connection's accept. A plain HTTP request is answered 400 https_required (in
+    // plain HTTP) and closed; anything else is closed. tls_context may be empty (its certificate could not
+    // be loaded): handshakes are then refused until set_tls_context() gives one. Fixed for the server's life.
+    bool https = false;
+    std::shared_ptr<const TlsContext> tls_context;
 };
 
 // Requests the server answered itself before reading their body.
 struct HttpServerCounters {
     uint64_t refused_by_head_check = 0;
-    uint64_t refused_busy = 0;  // 503 server_busy (max_buffered_bytes)
+    uint64_t refused_busy = 0;           // 503 server_busy (max_buffered_bytes)
+    uint64_t tls_handshakes = 0;         // completed (HTTPS only)
+    uint64_t tls_handshakes_failed = 0;  // refused, failed or closed by the client before completion
+    uint64_t plain_http_refused = 0;     // plain HTTP requests on the HTTPS port (400 https_required)
 };
 
 // A complete request waiting for its answer. The request stays owned by the server until respond().
@@ -83,6 +97,11 @@ class HttpServer {
     void set_limits(size_t max_connections, const HttpParserLimits &parser_limits, int64_t read_timeout_ms,
                     int64_t idle_timeout_ms, std::optional<size_t> max_buffered_bytes = std::nullopt,
                     std::optional<uint32_t> busy_retry_after_seconds = std::nullopt);
+    // The certificate and key for connections accepted from now on (HTTPS only; ignored otherwise).
+    // Connections already open keep theirs.
+    void set_tls_context(std::shared_ptr<const TlsContext> context);
+    bool https() const { return options_.https; }
+
     // Replaces options.head_check (e.g. when the caller's source directory changes); empty removes it.
     void set_head_check(HttpHeadCheck head_check);
 
@@ -105,7 +124,8 @@ class HttpServer {
     size_t connection_count() const { return connections_.size(); }
     // Requests already complete (pipelined behind an answered one) that the next poll() hands out: the caller
     // must not sleep while this is true, since no socket event will announce them.
-    bool has_ready_requests() const { return !pending_ready_.empty(); }
+    // Over TLS, also true while decrypted input waits in a connection's TLS session.
+    bool has_ready_requests() const { return !pending_ready_.empty() || !tls_buffered_.empty(); }
     // Requests handed out by poll() and not answered yet.
     size_t requests_out() const { return requests_out_; }
     // Bytes accepted for writing and not yet sent.
@@ -121,6 +141,11 @@ class HttpServer {
 
     void accept_all(int listen_fd, int64_t now_ms);
     void read_from(Connection &connection, int64_t now_ms, bool hung_up);
+    ssize_t receive(Connection &connection, char *buffer, size_t size);
+    ssize_t transmit(Connection &connection, const char *buffer, size_t size);
+    void continue_handshake(Connection &connection, int64_t now_ms);
+    bool sniff_first_bytes(Connection &connection);
+    void read_buffered_tls(int64_t now_ms, size_t *handled);
     void advance(Connection &connection, int64_t now_ms);
     bool admit_head(Connection &connection);
     bool admit_chunk(Connection &connection);
@@ -144,6 +169,7 @@ class HttpServer {
     std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<uint64_t> to_close_;
     std::vector<ReadyRequest> pending_ready_;  // made ready by respond() (pipelined), handed out by poll()
+    std::vector<uint64_t> tls_buffered_;       // connections whose TLS session holds input no event announces
     std::vector<char> read_buffer_;            // one for all connections: recv() lands here first
     uint64_t next_id_ = 1;
     int port_ = 0;

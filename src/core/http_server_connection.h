@@ -5,10 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "core/http_request.h"
 #include "core/http_server.h"
+#include "core/tls.h"
 
 namespace segment {
 namespace http_server_internal {
@@ -22,17 +24,28 @@ constexpr size_t kBufferedWhileDispatched = 64 * 1024;
 // Answers not yet taken by the client, past which we parse no further pipelined request and stop reading
 // from it until they drain: a client that pipelines and never reads cannot make us buffer without bound.
 constexpr size_t kMaxUnsentOutput = 64 * 1024;
+// Largest piece handed to one TLS write (one record): a write retried after WANT_WRITE must offer at least
+// the bytes of the first try, which a bounded piece of a buffer that only grows at its end always does.
+constexpr size_t kTlsWriteChunk = 16 * 1024;
 
 }  // namespace http_server_internal
 
 struct HttpServer::Connection {
     enum class State { Reading, Dispatched, Closing, Dead };
+    // How bytes travel: in the clear, or (HTTPS) first bytes awaited, TLS handshake, TLS established.
+    enum class Transport { Plain, Sniffing, Handshake, Tls };
 
     explicit Connection(const HttpParserLimits &limits) : parser(limits) {}
 
     size_t unparsed() const { return input.size() - input_offset; }
     size_t unsent() const { return output.size() - output_offset; }
     bool output_backlogged() const { return unsent() > http_server_internal::kMaxUnsentOutput; }
+    // Whether we take more input now (see read_from).
+    bool may_read() const {
+        return (state == State::Reading && !output_backlogged()) ||
+               (state == State::Dispatched && !peer_closed &&
+                unparsed() < http_server_internal::kBufferedWhileDispatched);
+    }
 
     uint64_t id = 0;
     int fd = -1;
@@ -55,6 +68,12 @@ struct HttpServer::Connection {
     uint32_t interest = 0;
     size_t counted_request = 0;  // this connection's share of HttpServer::request_bytes_
     size_t counted_output = 0;   // and of output_bytes_
+    Transport transport = Transport::Plain;
+    std::unique_ptr<TlsSession> tls;  // from the first TLS byte on
+    uint32_t handshake_interest = 0;  // the socket event the handshake waits for
+    bool tls_read_wants_write = false;
+    bool tls_write_wants_read = false;
+    bool tls_buffered_listed = false;  // in HttpServer::tls_buffered_
 };
 
 }  // namespace segment

@@ -40,11 +40,7 @@ std::string_view error_code_for(int status) {
 void HttpServer::read_from(Connection &connection, int64_t now_ms, bool hung_up) {
     size_t total = 0;
     bool closed = false;
-    auto may_read = [&connection]() {
-        return (connection.state == Connection::State::Reading && !connection.output_backlogged()) ||
-               (connection.state == Connection::State::Dispatched && !connection.peer_closed &&
-                connection.unparsed() < kBufferedWhileDispatched);
-    };
+    auto may_read = [&connection]() { return connection.may_read(); };
     if (hung_up && connection.state != Connection::State::Closing && !may_read()) {
         // A reset (or both sides shut) on a connection we are not reading from: the answers cannot be
         // delivered, and epoll would report the hang-up on every poll until the descriptor is closed.
@@ -54,7 +50,7 @@ void HttpServer::read_from(Connection &connection, int64_t now_ms, bool hung_up)
     while (total < kReadBudget && may_read()) {
         // Read into one shared buffer and keep only what arrived: a per-connection 64 kB read buffer would
         // cost 64 MB of memory for 1,000 idle keep-alive connections.
-        const ssize_t count = recv(connection.fd, read_buffer_.data(), read_buffer_.size(), 0);
+        const ssize_t count = receive(connection, read_buffer_.data(), read_buffer_.size());
         if (count > 0) {
             connection.input.append(read_buffer_.data(), static_cast<size_t>(count));
             total += static_cast<size_t>(count);
@@ -89,7 +85,7 @@ void HttpServer::read_from(Connection &connection, int64_t now_ms, bool hung_up)
         // Closing: an error or hang-up means nobody is listening any more.
         if (connection.state == Connection::State::Closing) {
             char sink[4096];
-            const ssize_t count = recv(connection.fd, sink, sizeof sink, 0);
+            const ssize_t count = receive(connection, sink, sizeof sink);
             if (count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
                 to_close_.push_back(connection.id);
             }
@@ -245,8 +241,8 @@ void HttpServer::respond(uint64_t id, const HttpResponse &response, int64_t now_
 
 void HttpServer::write_to(Connection &connection) {
     while (connection.unsent() > 0) {
-        const ssize_t count = send(connection.fd, connection.output.data() + connection.output_offset,
-                                   connection.unsent(), MSG_NOSIGNAL);
+        const ssize_t count =
+            transmit(connection, connection.output.data() + connection.output_offset, connection.unsent());
         if (count > 0) {
             connection.output_offset += static_cast<size_t>(count);
             connection.last_activity_ms = now_ms_;
@@ -278,6 +274,9 @@ void HttpServer::write_to(Connection &connection) {
     if (connection.state == Connection::State::Closing) {
         // Let the client read the answer before the close: stop sending, then close once it hangs up or the
         // timeout passes (closing at once with unread input could turn into a reset that eats the answer).
+        if (connection.tls) {
+            connection.tls->close_notify();
+        }
         shutdown(connection.fd, SHUT_WR);
         connection.input.clear();
         connection.input_offset = 0;

@@ -10,6 +10,7 @@
 
 #include "core/content_encoding.h"
 #include "core/json_poison.h"
+#include "core/rate_limit.h"
 #include "core/signature.h"
 
 namespace segment {
@@ -462,11 +463,21 @@ std::optional<HttpResponse> check_request_head(const HttpRequest &request, const
         return std::nullopt;  // /health
     }
     if (const std::optional<std::string> key = write_key_from_request(request)) {
-        if (find_enabled_source(*key, context, decision) == nullptr) {
+        const SourceInfo *source = find_enabled_source(*key, context, decision);
+        if (source == nullptr) {
             return std::move(decision.response);
         }
+        uint32_t retry_after_seconds = 0;
+        if (source->max_events_per_second && context.rate_limit_room != nullptr &&
+            !context.rate_limit_room(source->id, *source->max_events_per_second, &retry_after_seconds)) {
+            // Not even one event fits: whatever the body holds, it would be refused; do not read it.
+            HttpResponse response =
+                rate_limited_response(*source->max_events_per_second, retry_after_seconds);
+            response.extra_headers = decision.headers;
+            return response;
+        }
     }
-    return std::nullopt;  // a known key, or none yet (it may be in the body)
+    return std::nullopt;  // a known key with room, or none yet (it may be in the body)
 }
 
 WebhookDecision decide(const HttpRequest &request, std::string_view peer, const WebhookContext &context) {
@@ -507,7 +518,9 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
         }
     }
 
-    if (key && body.find('\n') == std::string_view::npos) {
+    // A rate-limited source pays for its events, so they are counted before anything is stored.
+    const bool count_events = source != nullptr && source->max_events_per_second.has_value();
+    if (key && body.find('\n') == std::string_view::npos && !count_events) {
         // The key is in the request and the body is one line (no newline-delimited JSON to recognise):
         // nothing needs the body parsed before the database step, whose own parse refuses invalid JSON the
         // same way (400 and a dead letter). Parsing it here too would cost a second pass over every byte.
@@ -552,6 +565,11 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
     }
     decision.action = WebhookAction::Ingest;
     decision.source_id = source->id;
+    if (source->max_events_per_second) {
+        // The body was parsed above (the key came from it, or count_events): the count is exact.
+        decision.max_events_per_second = source->max_events_per_second;
+        decision.event_count = decision.json.valid ? decision.json.message_count : 1;
+    }
     decision.implied_type = route->type;
     if (route->endpoint != Endpoint::Webhook) {
         decision.client_ip = client_address(request, peer, context);

@@ -82,6 +82,10 @@ struct WebhookDecision {
     std::string client_ip;                    // tracking API endpoints: fills context.ip where it is missing
     // Headers every answer to this request carries (CORS), including the caller's final one.
     std::vector<std::pair<std::string, std::string>> headers;
+    // The source's rate limit (see rate_limit.h), and what this request costs against it: its events, counted
+    // exactly (the body was parsed to count them; a body that is not JSON costs one). 0 without a limit.
+    std::optional<int32_t> max_events_per_second;
+    uint64_t event_count = 0;
 };
 
 struct WebhookContext {
@@ -93,6 +97,11 @@ struct WebhookContext {
     size_t max_body_bytes = 16 * 1024 * 1024;  // also the limit of a decompressed body
     std::vector<std::string> cors_origins;     // allowed browser origins; "*" allows every origin
     bool trust_proxy = false;                  // take the client address from X-Forwarded-For
+    // For check_request_head(): whether a source over its rate limit has room for one event now (false: the
+    // seconds until it has). Null: rate limits are not checked from the head (decide() never checks them; the
+    // caller charges the events it counts).
+    bool (*rate_limit_room)(int32_t source_id, int32_t events_per_second,
+                            uint32_t *retry_after_seconds) = nullptr;
 };
 
 // `peer` is the connection's remote address. A write key given in the request (query or Authorization) is
@@ -106,7 +115,8 @@ std::optional<std::string> write_key_from_request(const HttpRequest &request);
 // What decide() would answer from the request line and headers alone, for a server to send before reading
 // the body (HttpServerOptions::head_check): 404 unknown path, 405 wrong method (and the 204 answer to a CORS
 // preflight), 403 origin not allowed, 503 with Retry-After while ingest is unavailable, and 401
-// invalid_write_key for a write key in the query or Authorization header that is unknown or disabled. The
+// invalid_write_key for a write key in the query or Authorization header that is unknown or disabled, and 429
+// rate_limited when that key's source has no room for even one event (context.rate_limit_room). The
 // response is the one decide() gives the same request, CORS headers included. nullopt when the request may
 // proceed: a known key, /health, or no key in the request (it may be in the body).
 std::optional<HttpResponse> check_request_head(const HttpRequest &request, const WebhookContext &context);

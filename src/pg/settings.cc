@@ -84,6 +84,18 @@ void define_reloadable_settings() {
         "analytics.js sends from your web pages' origins; requests with another Origin "
         "are refused with 403.",
         &settings.cors_origins, "*", PGC_SIGHUP, GUC_LIST_INPUT, nullptr, nullptr, nullptr);
+    // Read by the workers at every reload (worker_tls.cc); whether the port speaks HTTPS at all is decided at
+    // the worker's start.
+    DefineCustomStringVariable(
+        "segment_webhook.ssl_cert_file", "Certificate (PEM, with its chain) of the HTTPS ingest port.",
+        "Relative paths are relative to the data directory. With ssl_key_file set too, the port speaks "
+        "HTTPS only (from the next worker start); a reload loads a renewed certificate for new connections.",
+        &settings.ssl_cert_file, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "segment_webhook.ssl_key_file", "Private key (PEM, no passphrase) of the HTTPS ingest port.",
+        "Relative paths are relative to the data directory. Must be owned by the database user with "
+        "permissions 0600 or less, or by root with 0640 or less.",
+        &settings.ssl_key_file, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable("segment_webhook.trust_proxy",
                              "Take the client address for context.ip from X-Forwarded-For.",
                              "Turn on only behind a reverse proxy that sets X-Forwarded-For.",

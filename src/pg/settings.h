@@ -23,6 +23,8 @@ struct Settings {
     int retry_after_s;
     int lock_timeout_ms;
     char *cors_origins;
+    char *ssl_cert_file;
+    char *ssl_key_file;
     bool trust_proxy;
     bool direct_insert;
     bool notify;

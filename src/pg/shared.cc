@@ -2,6 +2,7 @@
 // The trigger only marks the transaction; the bump and the wake-up happen in a commit callback, after the
 // change is visible, so a worker never re-reads too early and misses it.
 #include "pg/shared.h"
+#include "pg/rate_limit_shared.h"
 
 #include "pg/postgres_headers.h"
 
@@ -47,6 +48,7 @@ void request_shared_memory() {
         previous_request_hook();
     }
     RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)));
+    RequestAddinShmemSpace(rate_limit_shared_size());
 }
 
 void attach_shared_memory() {
@@ -70,6 +72,7 @@ void attach_shared_memory() {
             }
         }
     }
+    attach_rate_limit_table();
     LWLockRelease(AddinShmemInitLock);
 }
 
@@ -156,8 +159,10 @@ Datum segment_webhook_stats(PG_FUNCTION_ARGS) {
         if (started == 0) {
             continue;
         }
-        Datum values[13];
-        bool nulls[13] = {false};
+        // One value per column of this version's SQL; an installation not yet updated declares fewer columns,
+        // and the tuple takes only those.
+        Datum values[5 + segment_pg::kCounterCount];
+        bool nulls[5 + segment_pg::kCounterCount] = {false};
         values[0] = Int32GetDatum(i);
         const uint32 pid = pg_atomic_read_u32(&stats.pid);
         values[1] = Int32GetDatum(static_cast<int32>(pid));

@@ -26,6 +26,7 @@ enum WorkerCounter {
     kBatchesCommitted,  // transactions committed
     kBatchesFailed,     // batches answered 503 because the database could not commit
     kBytesReceived,     // request bodies, as received
+    kRateLimited,       // answered 429 rate_limited (not counted in kRequestErrors)
     kCounterCount
 };
 void add_to_counter(WorkerCounter counter, uint64 amount = 1);

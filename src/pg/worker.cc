@@ -86,6 +86,7 @@ void start_server() {
     foreach (cell, names) {
         addresses[i++] = static_cast<const char *>(lfirst(cell));
     }
+    const bool https = tls_requested();
     run_cpp("starting the HTTP server", [&] {
         segment::HttpServerOptions options;
         for (int n = 0; n < count; ++n) {
@@ -100,6 +101,7 @@ void start_server() {
         options.max_buffered_bytes = static_cast<size_t>(settings.max_buffered_bytes);
         options.busy_retry_after_seconds = static_cast<uint32_t>(settings.retry_after_s);
         options.head_check = check_head;
+        options.https = https;  // the certificate comes with apply_reloaded_settings()
         state->server = new segment::HttpServer(options);
     });
     const int bound = run_cpp("listing addresses",
@@ -109,7 +111,8 @@ void start_server() {
         run_cpp("listing addresses", [&] {
             snprintf(address, sizeof address, "%s", state->server->bound_addresses()[n].c_str());
         });
-        ereport(LOG, (errmsg("segment_webhook: worker %d listening on %s", worker_number, address)));
+        ereport(LOG, (errmsg("segment_webhook: worker %d listening on %s%s", worker_number, address,
+                             https ? " (HTTPS only)" : "")));
     }
 }
 
@@ -133,6 +136,7 @@ void apply_reloaded_settings() {
                                   static_cast<size_t>(settings.max_buffered_bytes),
                                   static_cast<uint32_t>(settings.retry_after_s));
     });
+    load_tls_certificate();
     char value[32];
     snprintf(value, sizeof value, "%d", settings.lock_timeout_ms);
     SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);

@@ -2,11 +2,13 @@
 // queued; queued requests are written in one transaction and answered after its COMMIT (200 with counts, 400
 // for a body that is not JSON, 503 with Retry-After when the database could not commit). See worker_state.h.
 // Core headers (through worker_state.h) before any Postgres header.
+#include "core/rate_limit.h"
 #include "pg/worker_state.h"
 #include "pg/catalog.h"
 #include "pg/cpp_guard.h"
 #include "pg/events_notify.h"
 #include "pg/jsonb_builder.h"
+#include "pg/rate_limit_shared.h"
 #include "pg/settings.h"
 #include "pg/shared.h"
 
@@ -68,6 +70,10 @@ void answer_pending(bool committed, const char *failure_code, const char *failur
     }
     for (size_t i = 0; i < count; ++i) {
         const PendingRequest &request = state->pending[i];
+        if (!committed && request.rate_charged) {
+            // Nothing of it was stored: its retry must not pay for it twice.
+            refund_rate_limit(request.source_id, request.charged_events);
+        }
         if (!committed) {
             respond_error(request.connection, 503, failure_code, failure, true, &request.headers);
         } else if (request.invalid_json) {
@@ -263,13 +269,16 @@ void refresh_webhook_context() {
     context.max_body_bytes = static_cast<size_t>(settings.max_request_size);
     context.cors_origins = state->cors_origins;
     context.trust_proxy = settings.trust_proxy;
+    context.rate_limit_room = rate_limit_room;
 }
 
 std::optional<segment::HttpResponse> check_head(const segment::HttpRequest &request) {
     std::optional<segment::HttpResponse> refusal = segment::check_request_head(request, state->context);
     if (refusal) {
         add_to_counter(kRequests);
-        if (refusal->status >= 400 && refusal->status < 500) {
+        if (refusal->status == 429) {
+            add_to_counter(kRateLimited);
+        } else if (refusal->status >= 400 && refusal->status < 500) {
             add_to_counter(kRequestErrors);
         }
     }
@@ -298,6 +307,20 @@ void take_ready_requests() {
                 return false;
             }
             add_to_counter(kBytesReceived, ready.request->body().size());
+            if (decision.max_events_per_second) {
+                uint32 retry_after_seconds;
+                if (!charge_rate_limit(decision.source_id, *decision.max_events_per_second,
+                                       decision.event_count, &retry_after_seconds)) {
+                    // Answered before anything is queued: nothing of a refused request is stored.
+                    segment::HttpResponse response =
+                        segment::rate_limited_response(*decision.max_events_per_second, retry_after_seconds);
+                    response.extra_headers = std::move(decision.headers);
+                    state->server->respond(ready.connection, response, now_ms());
+                    add_to_counter(kRequests);
+                    add_to_counter(kRateLimited);
+                    return false;
+                }
+            }
             PendingRequest pending;
             pending.connection = ready.connection;
             pending.request = ready.request;
@@ -312,6 +335,8 @@ void take_ready_requests() {
             pending.client_ip = std::move(decision.client_ip);
             pending.headers = std::move(decision.headers);
             pending.accepted = pending.duplicates = pending.rejected = 0;
+            pending.rate_charged = decision.max_events_per_second.has_value();
+            pending.charged_events = decision.event_count;
             state->pending.push_back(std::move(pending));
             state->pending_messages +=
                 decision.json.valid ? static_cast<int>(decision.json.message_count) : 1;

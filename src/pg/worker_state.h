@@ -12,7 +12,6 @@
 #include "pg/ingest.h"
 
 #include <optional>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +35,8 @@ struct PendingRequest {
     std::string client_ip;  // fills context.ip (tracking API endpoints); empty for webhooks
     std::vector<std::pair<std::string, std::string>> headers;  // CORS, on the final answer too
     int64 accepted, duplicates, rejected;
+    bool rate_charged;  // its events were charged to its source's rate limit (given back if not stored)
+    uint64 charged_events;
 };
 
 struct WorkerState {
@@ -56,6 +57,11 @@ struct WorkerState {
     uint64 sources_version_seen = 0;
     int64 next_extension_check_ms = 0;
     int64 shutdown_deadline_ms = -1;
+    // TLS (worker_tls.cc): what was last logged about the certificate, so that each news is logged once.
+    bool tls_loaded = false;              // a certificate is being served
+    char tls_fingerprint[65] = "";        // of the certificate served
+    char tls_failure_logged[1024] = "";   // the last failure to load one, while it lasts
+    bool tls_mode_change_logged = false;  // the TLS settings differ from what the port was started with
     // While writing fails: what was logged (by batches, and by the other database steps), so that a lasting
     // failure is logged once.
     char failure_logged[2][256] = {"", ""};
@@ -99,6 +105,16 @@ void note_write_success();
 // when segment_sources or segment_suppressions changed (their triggers bump the sources version), when the
 // extension's schema changed, or a second after the last read. A failure to read it fails the batch.
 const IngestPolicy *worker_ingest_policy();
+
+// worker_tls.cc: the HTTPS settings ----------------------------------------------------------------------
+
+// Whether the port is to speak HTTPS: segment_webhook.ssl_cert_file or ssl_key_file is set. Read when the
+// worker starts its server; fixed for the worker's life.
+bool tls_requested();
+// Loads the certificate and key named by the settings for new connections, at the start and at each reload.
+// A failure keeps what was served before (nothing, at the start: TLS handshakes are refused) and is logged
+// once; a change of the TLS settings that needs a restart of the worker is logged once.
+void load_tls_certificate();
 
 // worker_batch.cc: requests into batches -------------------------------------------------------------------
 

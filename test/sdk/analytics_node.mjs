@@ -1,6 +1,7 @@
 // Sends through @segment/analytics-node (Segment's Node SDK) to the segment_webhook worker, unmodified except
 // for its `host`: the six call types with the default settings, then a large queue flushed by closeAndFlush().
 // usage: node analytics_node.mjs WORKER_PORT WRITE_KEY [BULK_EVENTS]
+// SEGMENT_WEBHOOK_SCHEME=https sends to https://127.0.0.1:WORKER_PORT (trusting NODE_EXTRA_CA_CERTS).
 // Exits non-zero when the SDK reports a failed delivery or the worker answers anything but 200.
 import { Analytics } from '@segment/analytics-node';
 
@@ -10,7 +11,7 @@ const { port, writeKey } = parseArgs('analytics_node.mjs', ['port', 'writeKey'])
 const bulkEvents = Number(process.argv[4] ?? 2000);
 deadline(45, 'analytics-node');
 
-const host = `http://127.0.0.1:${port}`;
+const host = `${process.env.SEGMENT_WEBHOOK_SCHEME ?? 'http'}://127.0.0.1:${port}`;
 const errors = [];
 const report = { requests: 0, statuses: {}, paths: [], bulkEvents };
 
