@@ -39,6 +39,7 @@ my $max_request_size = 2 * 1024 * 1024;
 my $max_buffered_bytes = 1024 * 1024;
 my $max_header_size = 4096;
 my $max_connections = 3;
+my $admin_port = PostgreSQL::Test::Cluster::get_free_port();
 my %settings = (
     workers => [ '2', '2' ],
     listen_addresses => [ q{'127.0.0.1'}, '127.0.0.1' ],
@@ -60,7 +61,10 @@ my %settings = (
     direct_insert => [ 'off', 'off' ],
     warehouse => [ 'off', 'off' ],
     warehouse_max_columns => [ '20', '20' ],
-    warehouse_max_relations => [ '3', '3' ],);
+    warehouse_max_relations => [ '3', '3' ],
+    admin_port => [ $admin_port, "$admin_port" ],
+    admin_listen_addresses => [ q{'127.0.0.1'}, '127.0.0.1' ],
+    admin_token => [ q{'token-at-start'}, 'token-at-start' ],);
 
 # The list above must name every setting the library defines, so that a new one is not forgotten here.
 my $settings_source = slurp_file("$FindBin::RealBin/../../src/pg/settings.cc");
@@ -124,6 +128,17 @@ is(sql(q{SELECT count(*) FROM ingest.segment_events WHERE message_id = 'warm-up'
     'database = ingestdb: the event is stored in ingestdb');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_extension WHERE extname = 'segment_webhook'}), '0',
     'and the database postgres has no extension to store it in');
+
+# --- admin_port, admin_listen_addresses, admin_token ------------------------------------------------------------------
+ok(defined wait_for_log_within($node, qr/segment_webhook: worker 0 serves the admin listener on 127\.0\.0\.1:$admin_port\b/,
+        $offset, 30),
+    'admin_port and admin_listen_addresses: worker 0 serves the admin listener there');
+is_deeply([ slurp_file($node->logfile, $offset) =~ /worker (\d+) serves the admin listener/g ], [0],
+    'only worker 0 serves it');
+my $admin = http_request($admin_port, 'GET', '/metrics', headers => [ [ 'Authorization', 'Bearer token-at-start' ] ]);
+is($admin && $admin->{status}, 200, 'admin_token: the token set at start is accepted');
+$admin = http_request($admin_port, 'GET', '/metrics');
+is($admin && $admin->{status}, 401, 'admin_token: a request without it gets 401');
 
 # --- cors_origins --------------------------------------------------------------------------------------------------
 my $response = post_webhook($port, encode_json_compact(track_message('cors-evil')),

@@ -101,6 +101,22 @@ for my $bad ('limit=0', 'limit=201', 'after=-1', 'after=abc')
     is(error_code($response), 'invalid_parameter', "/api/recent?$bad: code invalid_parameter");
 }
 
+# The page's query waits for no lock for long: with segment_events locked, /api/recent answers 503 at once
+# (lock_timeout of the admin query), instead of holding up the worker.
+{
+    my $locker = $node->background_psql('postgres');
+    $locker->query_safe('BEGIN');
+    $locker->query_safe('LOCK TABLE segment_events IN ACCESS EXCLUSIVE MODE');
+    $response = admin_get('/api/recent', @bearer, timeout => 10);
+    $locker->query_safe('COMMIT');
+    $locker->quit;
+    is($response && $response->{status}, 503, '/api/recent while segment_events is locked: 503');
+    is(error_code($response), 'admin_unavailable', 'code admin_unavailable');
+    like($response && $response->{body}, qr/(statement|lock) timeout/, 'the message names the timeout');
+    $response = admin_get('/api/recent?limit=1', @bearer);
+    is($response && $response->{status}, 200, 'once the lock is gone, /api/recent answers again');
+}
+
 # --- In Chromium ---------------------------------------------------------------------------------------------------
 my $sdk_dir = File::Spec->catdir(dirname($FindBin::RealBin), 'sdk');
 my @missing;
