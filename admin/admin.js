@@ -141,9 +141,12 @@ function renderSources(sources, counters) {
     for (const source of sources) {
         const count = counters[String(source.id)] ?? { stored: 0, duplicates: 0, rejected: 0 };
         const row = element('tr');
+        // On a phone the Enabled column is hidden: a disabled source says so after its name.
+        const name = element('td', null, source.name);
+        if (!source.enabled) name.append(element('span', 'disabled-note', ' (disabled)'));
         row.append(
-            element('td', null, source.name),
-            element('td', null, source.enabled ? 'yes' : 'no'),
+            name,
+            element('td', 'enabled-column', source.enabled ? 'yes' : 'no'),
             element('td', 'number', count.stored),
             element('td', 'number', count.duplicates),
             element('td', 'number', count.rejected),
