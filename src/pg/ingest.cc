@@ -4,6 +4,7 @@
 #include "pg/ingest.h"
 #include "pg/catalog.h"
 #include "pg/ingest_internal.h"
+#include "pg/ingest_policy.h"
 #include "pg/jsonb_message.h"
 
 #include "pg/postgres_headers.h"
@@ -20,6 +21,15 @@ void add_rejection(IngestBatch *batch, const PendingRejection &rejection) {
 }
 
 namespace {
+
+void add_deletion(IngestBatch *batch, const PendingDeletion &deletion) {
+    if (batch->deletion_count == batch->deletion_capacity) {
+        batch->deletion_capacity *= 2;
+        batch->deletions = static_cast<PendingDeletion *>(
+            repalloc(batch->deletions, sizeof(PendingDeletion) * batch->deletion_capacity));
+    }
+    batch->deletions[batch->deletion_count++] = deletion;
+}
 
 Datum text_datum(std::string_view text) {
     return PointerGetDatum(cstring_to_text_with_len(text.data(), text.size()));
@@ -157,6 +167,24 @@ void queue_message_in_context(IngestBatch *batch, const Arrival &arrival, Jsonb 
     }
     const segment::ValidatedMessage message =
         segment::validate_message(members.fields, unix_from_timestamptz(received_at), implied);
+    if (message.reason == segment::RejectReason::DeletionRequest && message.parsed.user_id &&
+        !message.parsed.user_id->empty() && policy_honors_deletions(batch->policy, source_id)) {
+        // Recorded now, carried out by the warehouse worker as the extension's owner: this transaction's
+        // role may not delete.
+        add_deletion(batch, PendingDeletion{source_id, request, copy_text(*message.parsed.user_id)});
+        return;
+    }
+    if (message.reason == segment::RejectReason::None &&
+        policy_suppresses(batch->policy, source_id, message.parsed)) {
+        rejection.payload = payload;
+        rejection.reason = "suppressed";
+        rejection.detail = pstrdup(
+            "the user's new events are suppressed (segment_forget_user with suppress); lift it with "
+            "segment_unsuppress_user()");
+        rejection.message_id = message.parsed.message_id ? copy_text(*message.parsed.message_id) : nullptr;
+        add_rejection(batch, rejection);
+        return;
+    }
     if (message.reason != segment::RejectReason::None) {
         rejection.payload = payload;
         rejection.reason = segment::reject_reason_code(message.reason).data();
@@ -230,6 +258,8 @@ void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent) {
     batch->context = AllocSetContextCreate(parent, "segment_webhook ingest batch", ALLOCSET_DEFAULT_SIZES);
     batch->event_capacity = 256;
     batch->rejection_capacity = 16;
+    batch->deletion_capacity = 4;
+    batch->policy = nullptr;
     batch->stored = batch->duplicates = batch->rejected = 0;
     batch->flush_every = 0;
     ingest_batch_reset(batch);
@@ -241,8 +271,11 @@ void ingest_batch_reset(IngestBatch *batch) {
         MemoryContextAlloc(batch->context, sizeof(PendingEvent) * batch->event_capacity));
     batch->rejections = static_cast<PendingRejection *>(
         MemoryContextAlloc(batch->context, sizeof(PendingRejection) * batch->rejection_capacity));
+    batch->deletions = static_cast<PendingDeletion *>(
+        MemoryContextAlloc(batch->context, sizeof(PendingDeletion) * batch->deletion_capacity));
     batch->event_count = 0;
     batch->rejection_count = 0;
+    batch->deletion_count = 0;
 }
 
 void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,

@@ -40,6 +40,16 @@ struct PendingRejection {
     bytea *raw;        // may be null when payload is set: the raw bytes are then the payload's text
 };
 
+// A deletion notification ({"type":"delete","userId":…}) of a source that honours them, for
+// segment_deletions.
+struct PendingDeletion {
+    int32 source_id;
+    int32 request;
+    char *user_id;
+};
+
+struct IngestPolicy;  // pg/ingest_policy.h
+
 struct IngestBatch {
     Oid schema;             // where the extension's tables live
     MemoryContext context;  // everything pending; reset by ingest_batch_reset()
@@ -47,6 +57,11 @@ struct IngestBatch {
     int event_count, event_capacity;
     PendingRejection *rejections;
     int rejection_count, rejection_capacity;
+    PendingDeletion *deletions;
+    int deletion_count, deletion_capacity;
+    // Who is suppressed and which sources honour deletion notifications (see pg/ingest_policy.h); set by the
+    // caller before queueing. Null: nobody is suppressed and deletion notifications are dead-lettered.
+    const IngestPolicy *policy;
     int64 stored, duplicates, rejected;  // totals over every flush since ingest_batch_init
     // When > 0, a long array is written every this many messages while it is queued (for segment_ingest's
     // bounded memory); per-message outcomes are then not kept. 0: everything waits for ingest_batch_flush.

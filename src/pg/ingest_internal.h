@@ -11,4 +11,8 @@ namespace segment_pg {
 // Appends a rejection to the batch (in the batch's memory context; the caller has switched to it).
 void add_rejection(IngestBatch *batch, const PendingRejection &rejection);
 
+// Turns the batch's duplicates whose stored message has other content into rejections (message_id_conflict).
+// Needs SPI; call once the events are written, before the rejections are (ingest_conflicts.cc).
+void reject_conflicting_duplicates(IngestBatch *batch);
+
 }  // namespace segment_pg

@@ -7,6 +7,7 @@
 #include "pg/catalog.h"
 #include "pg/direct_insert.h"
 #include "pg/ingest_internal.h"
+#include "pg/ingest_policy.h"
 #include "pg/rule_insert.h"
 #include "pg/settings.h"
 
@@ -353,6 +354,8 @@ void ingest_batch_flush(IngestBatch *batch) {
             }
         }
     }
+    reject_conflicting_duplicates(batch);
+    insert_deletion_requests(batch);
     insert_rejections(batch);
     MemoryContextSwitchTo(caller);
 }

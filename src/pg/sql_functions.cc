@@ -5,6 +5,7 @@
 #include "core/signature.h"
 #include "core/write_key.h"
 #include "pg/ingest.h"
+#include "pg/ingest_policy.h"
 #include "pg/jsonb_message.h"
 
 #include "pg/postgres_headers.h"
@@ -144,6 +145,7 @@ Datum segment_ingest(PG_FUNCTION_ARGS) {
     segment_pg::IngestBatch batch;
     segment_pg::ingest_batch_init(&batch, schema, caller);
     batch.flush_every = 1000;
+    batch.policy = segment_pg::load_ingest_policy(schema, caller);
     segment_pg::ingest_queue_body(&batch, source_id, 0, GetCurrentTransactionStartTimestamp(), payload,
                                   nullptr);
     segment_pg::ingest_batch_flush(&batch);

@@ -5,6 +5,7 @@
 // segment_webhook.warehouse is off or the installed extension is older than 0.3. Errors are logged once while
 // they last and the worker tries again ten seconds later (a canceled pass: a second later); nothing here may
 // end the server.
+#include "pg/deletion_pass.h"
 #include "pg/settings.h"
 
 #include <setjmp.h>
@@ -143,6 +144,8 @@ extern "C" PGDLLEXPORT void segment_webhook_warehouse_main(Datum) {
             ProcessConfigFile(PGC_SIGHUP);
         }
         wait_ms = kPassIntervalMs;
+        // Deletion notifications recorded by the ingest workers, warehouse on or off.
+        run_pending_deletions();
         if (!settings.warehouse) {
             continue;
         }

@@ -58,6 +58,11 @@ void answer_pending(bool committed, const char *failure_code, const char *failur
         for (int i = 0; i < batch.rejection_count; ++i) {
             ++state->pending[static_cast<size_t>(batch.rejections[i].request)].rejected;
         }
+        // A deletion notification recorded in segment_deletions was accepted (it is carried out within
+        // seconds).
+        for (int i = 0; i < batch.deletion_count; ++i) {
+            ++state->pending[static_cast<size_t>(batch.deletions[i].request)].accepted;
+        }
     }
     for (size_t i = 0; i < count; ++i) {
         const PendingRequest &request = state->pending[i];
@@ -185,6 +190,7 @@ void flush_pending() {
     {
         begin_worker_transaction();
         batch.schema = state->schema;
+        batch.policy = worker_ingest_policy();
         for (size_t i = 0; i < state->pending.size(); ++i) {
             queue_request(i);
         }

@@ -47,7 +47,8 @@ Oid ingest_user() {
              errmsg("role \"%s\" of extension segment_webhook %s does not exist", kIngestRoleName, version),
              errhint("Create it again with the grants README.md lists (CREATE ROLE %s NOLOGIN; GRANT "
                      "USAGE ON SCHEMA ..., SELECT ON segment_sources, INSERT ON segment_events, "
-                     "segment_rejected, SELECT (source_id, message_id) ON segment_events).",
+                     "segment_rejected, SELECT (source_id, message_id) ON segment_events, SELECT ON "
+                     "segment_suppressions, INSERT (source_id, user_id) ON segment_deletions).",
                      kIngestRoleName)));
     }
     if (OidIsValid(schema) && !missing_role_warned) {

@@ -95,6 +95,13 @@ enum FailureKind { kBatchFailure = 0, kStepFailure = 1 };
 void note_write_failure(FailureKind kind, int sqlerrcode, const char *message);
 void note_write_success();
 
+// worker_policy.cc: who is suppressed, which sources honour deletion notifications --------------------------
+
+// The ingest policy (pg/ingest_policy.h) for the batch being written, read again in the batch's transaction
+// when segment_sources or segment_suppressions changed (their triggers bump the sources version), when the
+// extension's schema changed, or a second after the last read. A failure to read it fails the batch.
+const IngestPolicy *worker_ingest_policy();
+
 // worker_batch.cc: requests into batches -------------------------------------------------------------------
 
 // Rebuilds state->context, what the core's request checks need to know of the worker (sources, settings,
