@@ -31,6 +31,8 @@ $node->safe_psql('ingestdb', q{
     GRANT SELECT ON ingest.segment_sources TO ingester;
     GRANT INSERT ON ingest.segment_events, ingest.segment_rejected TO ingester;
     GRANT SELECT (source_id, message_id) ON ingest.segment_events TO ingester;
+    GRANT SELECT ON ingest.segment_suppressions TO ingester;
+    GRANT INSERT (source_id, user_id) ON ingest.segment_deletions TO ingester;
 });
 my $key = $node->safe_psql('ingestdb', q{SELECT ingest.segment_create_source('settings')});
 
