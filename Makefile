@@ -83,3 +83,15 @@ FORMAT_FILES = $(wildcard src/core/*.cc src/core/*.h src/pg/*.cc src/pg/*.h test
 .PHONY: format
 format:
 	clang-format -i $(FORMAT_FILES)
+
+# The admin listener's event debugger page: plain files, installed as they are (no build step).
+ADMIN_PAGE_FILES = admin/index.html admin/admin.css admin/admin.js
+ADMIN_PAGE_DIR = $(DESTDIR)$(datadir)/extension/segment_webhook_admin
+.PHONY: install-admin-page uninstall-admin-page
+install: install-admin-page
+install-admin-page:
+	$(MKDIR_P) '$(ADMIN_PAGE_DIR)'
+	$(INSTALL_DATA) $(addprefix $(srcdir)/,$(ADMIN_PAGE_FILES)) '$(ADMIN_PAGE_DIR)/'
+uninstall: uninstall-admin-page
+uninstall-admin-page:
+	rm -f $(addprefix '$(ADMIN_PAGE_DIR)'/,$(notdir $(ADMIN_PAGE_FILES)))
