@@ -6,12 +6,15 @@ MODULE_big = segment_webhook
 DATA = sql/segment_webhook--0.1.sql sql/segment_webhook--0.2.sql sql/segment_webhook--0.3.sql sql/segment_webhook--0.4.sql \
 	sql/segment_webhook--0.1--0.2.sql sql/segment_webhook--0.2--0.3.sql sql/segment_webhook--0.3--0.4.sql
 
-CORE_SRCS = $(wildcard src/core/*.cc)
-PG_SRCS = $(wildcard src/pg/*.cc)
-OBJS = $(CORE_SRCS:.cc=.o) $(PG_SRCS:.cc=.o)
+# Out-of-tree (VPATH) builds, as pg_buildext does for the Debian package (`make -f <tree>/Makefile VPATH=<tree>`
+# in build-15/): sources are found under $(srcdir) (`.` in-tree; PGXS sets it), objects and bitcode go to the
+# same subdirectories of the build directory (see the %.o and %.bc rules).
+CORE_SRCS = $(wildcard $(srcdir)/src/core/*.cc)
+PG_SRCS = $(wildcard $(srcdir)/src/pg/*.cc)
+OBJS = $(patsubst $(srcdir)/%.cc,%.o,$(CORE_SRCS) $(PG_SRCS))
 
 REGRESS = verify parse sources ingest views privileges replay settings warehouse deletion debugger
-REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
+REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
 
 # TAP tests (PostgreSQL::Test::Cluster): `make installcheck` runs them after pg_regress.
 TAP_TESTS = 1
@@ -29,10 +32,13 @@ include $(PGXS)
 
 # PGXS compiles LLVM bitcode for JIT inlining with clang, from its own flags only, and knows no .cc rule:
 # give clang the same C++ standard and warnings as g++.
+# (mkdir: in a VPATH build, src/core and src/pg do not exist yet in the build directory.)
 %.bc: %.cc
+	@mkdir -p $(@D)
 	$(COMPILE.cxx.bc) $(PG_CXXFLAGS) -o $@ $<
 
 %.o: %.cc
+	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS) $(CPPFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(OBJS:.o=.d)
@@ -83,3 +89,15 @@ FORMAT_FILES = $(wildcard src/core/*.cc src/core/*.h src/pg/*.cc src/pg/*.h test
 .PHONY: format
 format:
 	clang-format -i $(FORMAT_FILES)
+
+# The admin listener's event debugger page: plain files, installed as they are (no build step).
+ADMIN_PAGE_FILES = admin/index.html admin/admin.css admin/admin.js
+ADMIN_PAGE_DIR = $(DESTDIR)$(datadir)/extension/segment_webhook_admin
+.PHONY: install-admin-page uninstall-admin-page
+install: install-admin-page
+install-admin-page:
+	$(MKDIR_P) '$(ADMIN_PAGE_DIR)'
+	$(INSTALL_DATA) $(addprefix $(srcdir)/,$(ADMIN_PAGE_FILES)) '$(ADMIN_PAGE_DIR)/'
+uninstall: uninstall-admin-page
+uninstall-admin-page:
+	rm -f $(addprefix '$(ADMIN_PAGE_DIR)'/,$(notdir $(ADMIN_PAGE_FILES)))

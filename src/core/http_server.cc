@@ -30,6 +30,7 @@ using namespace http_server_internal;
 constexpr uint64_t kListenTag = uint64_t(1) << 63;  // epoll data of a listening socket: tag | index
 constexpr int kEventBatch = 128;
 constexpr int64_t kAcceptPauseMs = 100;
+constexpr size_t kRefusedDrainBytes = 64 * 1024;
 
 std::string describe_errno(const std::string &what) {
     return what + ": " + std::strerror(errno);
@@ -48,6 +49,29 @@ std::string peer_name(const sockaddr_storage &address) {
         }
     }
     return text;
+}
+
+// Answers a connection beyond max_connections 503 and closes it at once, keeping nothing for it. The request
+// the client has already sent is read and dropped before the close: closing a socket with unread input sends
+// a reset instead of an orderly close, and a client that gets the reset before it reads the 503 sees only
+// "connection reset". Reads at most kRefusedDrainBytes, so that refusing stays cheap.
+void refuse_connection(int fd) {
+    static const std::string answer = [] {
+        HttpResponse response = json_error_response(
+            503, "too_many_connections", "the server has too many open connections; retry later", true);
+        response.retry_after_seconds = 1;
+        return serialize_http_response(response);
+    }();
+    [[maybe_unused]] ssize_t sent = send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    char sink[4096];
+    for (size_t drained = 0; drained < kRefusedDrainBytes;) {
+        const ssize_t count = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (count <= 0) {
+            break;
+        }
+        drained += static_cast<size_t>(count);
+    }
+    close(fd);
 }
 
 }  // namespace
@@ -250,12 +274,7 @@ void HttpServer::accept_all(int listen_fd, int64_t now_ms) {
             continue;
         }
         if (connections_.size() >= options_.max_connections) {
-            HttpResponse response = json_error_response(
-                503, "too_many_connections", "the server has too many open connections; retry later", true);
-            response.retry_after_seconds = 1;
-            const std::string bytes = serialize_http_response(response);
-            [[maybe_unused]] ssize_t sent = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            close(fd);
+            refuse_connection(fd);
             continue;
         }
         const int on = 1;

@@ -67,6 +67,7 @@ struct HttpServerCounters {
     uint64_t tls_handshakes = 0;         // completed (HTTPS only)
     uint64_t tls_handshakes_failed = 0;  // refused, failed or closed by the client before completion
     uint64_t plain_http_refused = 0;     // plain HTTP requests on the HTTPS port (400 https_required)
+    uint64_t deadline_scans = 0;         // walks over every connection for its timeout
 };
 
 // A complete request waiting for its answer. The request stays owned by the server until respond().
@@ -115,7 +116,8 @@ class HttpServer {
     // when the request allowed it and the response does not close it.
     void respond(uint64_t connection, const HttpResponse &response, int64_t now_ms);
 
-    // The earliest time a timeout must be handled, or -1 when there is none.
+    // When poll() must be called at the latest for the timeouts (never later than the first one is due, but
+    // possibly earlier), or -1 when there is none. O(1).
     int64_t next_deadline_ms() const;
 
     // Closes the listening sockets: no new connections; open ones are still served.
@@ -159,6 +161,8 @@ class HttpServer {
     void close_connection(uint64_t id);
     void update_interest(Connection &connection);
     void expire(int64_t now_ms);
+    int64_t deadline_of(const Connection &connection) const;
+    void deadline_may_be(int64_t when);
     void pause_accepting(int64_t now_ms);
     void resume_accepting();
 
@@ -178,6 +182,11 @@ class HttpServer {
     size_t request_bytes_ = 0;  // sum of every connection's counted_request
     size_t output_bytes_ = 0;   // sum of every connection's counted_output
     int64_t now_ms_ = 0;        // the time given to the last poll() or respond()
+    // No connection can be due before this, so expire() need not look at them before. Set by each scan to the
+    // earliest deadline it saw, or sooner: now + the shorter of read_timeout and idle_timeout, since every
+    // timeout counts from the time it is set. The two state changes whose timeout counts from an earlier time
+    // (an output backlog pauses a connection; a hang-up closes it) lower it with deadline_may_be().
+    int64_t scan_due_ms_ = 0;
     HttpServerCounters counters_;
 };
 

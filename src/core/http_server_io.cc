@@ -107,6 +107,7 @@ void HttpServer::advance(Connection &connection, int64_t now_ms) {
         if (connection.output_backlogged()) {
             // The client is not reading its answers: parse nothing more until they drain (poll() resumes).
             connection.paused = true;
+            deadline_may_be(connection.last_activity_ms + options_.idle_timeout_ms);
             break;
         }
         if (connection.paused) {
@@ -170,6 +171,7 @@ void HttpServer::advance(Connection &connection, int64_t now_ms) {
         connection.input_offset == connection.input.size()) {
         // The client sent its last request and hung up its side: close once the answers are out.
         connection.state = Connection::State::Closing;
+        deadline_may_be(connection.last_activity_ms + options_.read_timeout_ms);
         write_to(connection);
     }
     update_interest(connection);

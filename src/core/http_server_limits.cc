@@ -16,6 +16,7 @@ void HttpServer::set_limits(size_t max_connections, const HttpParserLimits &pars
                             std::optional<size_t> max_buffered_bytes,
                             std::optional<uint32_t> busy_retry_after_seconds) {
     options_.max_connections = max_connections;
+    scan_due_ms_ = 0;  // the timeouts may have shortened: look at every connection on the next poll()
     options_.parser_limits = parser_limits;
     options_.read_timeout_ms = read_timeout_ms;
     options_.idle_timeout_ms = idle_timeout_ms;
@@ -118,67 +119,67 @@ void HttpServer::forget(Connection &connection) {
     connection.counted_request = connection.counted_output = 0;
 }
 
+// When `connection` must be acted on: the timeout of the state it is in, or -1 for none.
+int64_t HttpServer::deadline_of(const Connection &connection) const {
+    if (connection.fd < 0) {
+        return -1;
+    }
+    if (connection.state == Connection::State::Reading) {
+        if (connection.paused) {
+            // Waiting for the client to read its answers: it must take some within the idle timeout.
+            return connection.last_activity_ms + options_.idle_timeout_ms;
+        }
+        if (connection.request_started_ms >= 0) {
+            return connection.request_started_ms + options_.read_timeout_ms;
+        }
+        return connection.last_activity_ms +
+               (connection.served_one ? options_.idle_timeout_ms : options_.read_timeout_ms);
+    }
+    if (connection.state == Connection::State::Closing) {
+        return connection.last_activity_ms + options_.read_timeout_ms;
+    }
+    return -1;
+}
+
+// Lowers the time before which no scan is needed, for a state change whose timeout counts from an earlier
+// time than now (see scan_due_ms_).
+void HttpServer::deadline_may_be(int64_t when) {
+    scan_due_ms_ = std::min(scan_due_ms_, when);
+}
+
+// Walks every connection only when one may be due: with 10,000 idle connections, a walk on every loop turn
+// was most of the worker's CPU time under a flood of slow clients (bench/README.md, Floods).
 void HttpServer::expire(int64_t now_ms) {
+    if (now_ms < scan_due_ms_) {
+        return;
+    }
+    ++counters_.deadline_scans;
+    // Every timeout set from now on counts from now: none can fall due before this.
+    int64_t earliest = now_ms + std::min(options_.read_timeout_ms, options_.idle_timeout_ms);
     for (auto &entry : connections_) {
         Connection &connection = *entry.second;
-        if (connection.fd < 0) {
-            continue;
+        int64_t deadline = deadline_of(connection);
+        if (deadline >= 0 && now_ms >= deadline) {
+            if (connection.state == Connection::State::Reading && !connection.paused &&
+                connection.request_started_ms >= 0) {
+                fail(connection, 408, "request_timeout", "the request did not arrive in time");
+                deadline = deadline_of(connection);  // closing now, within read_timeout
+            } else {
+                to_close_.push_back(connection.id);
+                continue;
+            }
         }
-        switch (connection.state) {
-            case Connection::State::Reading:
-                if (connection.paused) {
-                    // Waiting for the client to read its answers: it must take some within the idle timeout.
-                    if (now_ms >= connection.last_activity_ms + options_.idle_timeout_ms) {
-                        to_close_.push_back(connection.id);
-                    }
-                } else if (connection.request_started_ms >= 0 &&
-                           now_ms >= connection.request_started_ms + options_.read_timeout_ms) {
-                    fail(connection, 408, "request_timeout", "the request did not arrive in time");
-                } else if (connection.request_started_ms < 0 &&
-                           now_ms >= connection.last_activity_ms + (connection.served_one
-                                                                        ? options_.idle_timeout_ms
-                                                                        : options_.read_timeout_ms)) {
-                    to_close_.push_back(connection.id);
-                }
-                break;
-            case Connection::State::Closing:
-                if (now_ms >= connection.last_activity_ms + options_.read_timeout_ms) {
-                    to_close_.push_back(connection.id);
-                }
-                break;
-            default:
-                break;
+        if (deadline >= 0) {
+            earliest = std::min(earliest, deadline);
         }
     }
+    scan_due_ms_ = earliest;
 }
 
 int64_t HttpServer::next_deadline_ms() const {
-    int64_t deadline = -1;
-    auto consider = [&deadline](int64_t when) {
-        if (deadline < 0 || when < deadline) {
-            deadline = when;
-        }
-    };
-    if (accept_paused_until_ms_ >= 0) {
-        consider(accept_paused_until_ms_);
-    }
-    for (const auto &entry : connections_) {
-        const Connection &connection = *entry.second;
-        if (connection.fd < 0) {
-            continue;
-        }
-        if (connection.state == Connection::State::Reading) {
-            if (connection.paused) {
-                consider(connection.last_activity_ms + options_.idle_timeout_ms);
-            } else if (connection.request_started_ms >= 0) {
-                consider(connection.request_started_ms + options_.read_timeout_ms);
-            } else {
-                consider(connection.last_activity_ms +
-                         (connection.served_one ? options_.idle_timeout_ms : options_.read_timeout_ms));
-            }
-        } else if (connection.state == Connection::State::Closing) {
-            consider(connection.last_activity_ms + options_.read_timeout_ms);
-        }
+    int64_t deadline = connections_.empty() ? -1 : scan_due_ms_;
+    if (accept_paused_until_ms_ >= 0 && (deadline < 0 || accept_paused_until_ms_ < deadline)) {
+        deadline = accept_paused_until_ms_;
     }
     return deadline;
 }

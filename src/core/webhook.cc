@@ -161,15 +161,6 @@ const SourceInfo *SourceDirectory::find(std::string_view write_key) const {
     return found == by_key_.end() ? nullptr : &found->second;
 }
 
-const SourceInfo *SourceDirectory::find_by_id(int32_t id) const {
-    for (const auto &entry : by_key_) {
-        if (entry.second.id == id) {
-            return &entry.second;
-        }
-    }
-    return nullptr;
-}
-
 JsonCheck check_json(std::string_view body) {
     JsonCheck check;
     if (!body.empty() && std::memchr(body.data(), '\0', body.size()) == nullptr) {

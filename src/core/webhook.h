@@ -37,9 +37,6 @@ class SourceDirectory {
   public:
     void replace(std::vector<SourceInfo> sources);
     const SourceInfo *find(std::string_view write_key) const;
-    // By segment_sources.id, or null. A walk over every source: for the few sources of a batch, not per
-    // request.
-    const SourceInfo *find_by_id(int32_t id) const;
     size_t size() const { return by_key_.size(); }
 
   private:

@@ -1,5 +1,6 @@
 // The library's entry point. The SQL functions work whether or not the library is preloaded; the HTTP
 // workers exist only when it is loaded through shared_preload_libraries.
+#include "pg/metrics.h"
 #include "pg/settings.h"
 #include "pg/shared.h"
 #include "pg/worker.h"
@@ -57,6 +58,7 @@ void _PG_init(void) {
     segment_pg::define_settings();
     if (process_shared_preload_libraries_in_progress) {
         segment_pg::install_shared_memory_hooks();
+        segment_pg::install_metrics_shared_memory();
         // pg_upgrade runs the server in binary-upgrade mode: no worker may write to it.
         if (!IsBinaryUpgrade) {
             segment_pg::register_workers();

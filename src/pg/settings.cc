@@ -35,6 +35,17 @@ void define_postmaster_settings() {
         "Empty: the bootstrap superuser. A dedicated role with INSERT on the extension's "
         "tables and SELECT on segment_sources is recommended.",
         &settings.role, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    // The admin listener (the debugger page and /metrics), served by ingest worker 0.
+    DefineCustomIntVariable("segment_webhook.admin_port",
+                            "TCP port of the admin listener (the event debugger page and /metrics); 0: off.",
+                            "Served by ingest worker 0, in plain HTTP. Needs a restart.",
+                            &settings.admin_port, 0, 0, 65535, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("segment_webhook.admin_listen_addresses",
+                               "Addresses the admin listener listens on (comma-separated; * for all).",
+                               "Needs a restart. Without segment_webhook.admin_token, only clients on this "
+                               "machine are answered, whatever the addresses.",
+                               &settings.admin_listen_addresses, "localhost", PGC_POSTMASTER, GUC_LIST_INPUT,
+                               nullptr, nullptr, nullptr);
 }
 
 void define_reloadable_settings() {
@@ -129,6 +140,12 @@ void define_reloadable_settings() {
         "Events beyond it get no relation of their own; they stay in tracks (logged once per "
         "source).",
         &settings.warehouse_max_relations, 500, 0, 100000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    // Superusers only can read it (SHOW, pg_settings); a reload changes it, and ends the sessions of the
+    // previous token (their cookie is derived from it).
+    DefineCustomStringVariable(
+        "segment_webhook.admin_token", "Token the admin listener requires (Authorization: Bearer).",
+        "Empty: the admin listener answers clients on this machine only. A reload applies a new token.",
+        &settings.admin_token, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
 }
 
 }  // namespace

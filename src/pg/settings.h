@@ -31,6 +31,9 @@ struct Settings {
     bool warehouse;
     int warehouse_max_columns;
     int warehouse_max_relations;
+    int admin_port;
+    char *admin_listen_addresses;
+    char *admin_token;
 };
 
 extern Settings settings;

@@ -136,6 +136,28 @@ void set_last_commit(TimestampTz when) {
     }
 }
 
+int worker_slot_count() {
+    return kMaxWorkers;
+}
+
+bool read_worker_stats(int worker, WorkerStatsSnapshot *out) {
+    if (shared == nullptr || worker < 0 || worker >= kMaxWorkers) {
+        return false;
+    }
+    WorkerStats &stats = shared->stats[worker];
+    out->started_at = static_cast<TimestampTz>(pg_atomic_read_u64(&stats.started_at));
+    if (out->started_at == 0) {
+        return false;
+    }
+    out->pid = pg_atomic_read_u32(&stats.pid);
+    out->last_commit_at = static_cast<TimestampTz>(pg_atomic_read_u64(&stats.last_commit_at));
+    out->open_connections = pg_atomic_read_u64(&stats.open_connections);
+    for (int c = 0; c < kCounterCount; ++c) {
+        out->counters[c] = pg_atomic_read_u64(&stats.counters[c]);
+    }
+    return true;
+}
+
 uint64 sources_version() {
     return shared ? pg_atomic_read_u64(&shared->sources_version) : 0;
 }

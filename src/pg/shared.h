@@ -33,4 +33,16 @@ void add_to_counter(WorkerCounter counter, uint64 amount = 1);
 void set_open_connections(uint64 connections);
 void set_last_commit(TimestampTz when);
 
+// What one worker slot has recorded (for the metrics); false when the slot never ran a worker or there is no
+// shared memory. Slots are numbered 0 .. worker_slot_count() - 1.
+struct WorkerStatsSnapshot {
+    uint32 pid;
+    TimestampTz started_at;
+    TimestampTz last_commit_at;  // 0: never
+    uint64 open_connections;
+    uint64 counters[kCounterCount];
+};
+int worker_slot_count();
+bool read_worker_stats(int worker, WorkerStatsSnapshot *out);
+
 }  // namespace segment_pg

@@ -11,6 +11,7 @@
 #include "pg/cpp_guard.h"
 #include "pg/ingest.h"
 #include "pg/jsonb_builder.h"
+#include "pg/metrics.h"
 #include "pg/settings.h"
 #include "pg/shared.h"
 #include "pg/worker.h"
@@ -176,7 +177,11 @@ long wait_timeout(int64 now) {
     if (run_cpp("computing deadlines", [] { return state->server->has_ready_requests(); })) {
         return 0;  // pipelined requests are waiting in a buffer; no socket event will announce them
     }
+    if (admin_has_ready_requests()) {
+        return 0;
+    }
     consider(run_cpp("computing deadlines", [] { return state->server->next_deadline_ms(); }));
+    consider(admin_next_deadline_ms());
     if (!state->pending.empty()) {
         consider(state->first_pending_ms + settings.batch_delay_ms);
     }
@@ -200,9 +205,9 @@ namespace {
 // One turn of the loop: wait for the nearest deadline, then do everything that is due.
 void serve_once(WaitEventSet *events) {
     int64 now = now_ms();
-    WaitEvent fired[3];
+    WaitEvent fired[4];
     const long timeout = wait_timeout(now);
-    const int fired_count = WaitEventSetWait(events, timeout, fired, 3, PG_WAIT_EXTENSION);
+    const int fired_count = WaitEventSetWait(events, timeout, fired, 4, PG_WAIT_EXTENSION);
     for (int i = 0; i < fired_count; ++i) {
         if (fired[i].events & WL_LATCH_SET) {
             ResetLatch(MyLatch);
@@ -223,6 +228,7 @@ void serve_once(WaitEventSet *events) {
         ereport(LOG, (errmsg("segment_webhook: worker %d shutting down: finishing requests in flight",
                              worker_number)));
         run_cpp("stopping", [] { state->server->stop_accepting(); });
+        stop_admin_listener();
         state->shutdown_deadline_ms = now + kShutdownGraceMs;
     }
 
@@ -263,11 +269,19 @@ void serve_once(WaitEventSet *events) {
         }
     }
     set_open_connections(run_cpp("counting connections", [] { return state->server->connection_count(); }));
+    // Requests the server refused itself as too many bytes (503 server_busy), before their path was known.
+    const uint64 refused_busy =
+        run_cpp("counting refusals", [] { return state->server->counters().refused_busy; });
+    for (; state->refused_busy_counted < refused_busy; ++state->refused_busy_counted) {
+        metrics_count_request(segment::RequestEndpoint::Other, 503);
+    }
     if (!state->pending.empty() &&
         (drained || state->pending_messages >= settings.batch_size ||
          now >= state->first_pending_ms + settings.batch_delay_ms || shutdown_requested)) {
         flush_pending();
     }
+    // Between batches: the admin listener's requests wait for the batch, never the other way round.
+    serve_admin_requests();
 
     if (state->shutdown_deadline_ms >= 0) {
         const bool finished = run_cpp("stopping", [] {
@@ -317,6 +331,7 @@ extern "C" PGDLLEXPORT void segment_webhook_worker_main(Datum argument) {
     BackgroundWorkerInitializeConnection(settings.database, role, 0);
     pgstat_report_appname("segment_webhook");
     register_worker_process(worker_number);
+    metrics_worker_started(worker_number);
     raise_open_files_limit();
 
     MemoryContext worker_context =
@@ -326,12 +341,16 @@ extern "C" PGDLLEXPORT void segment_webhook_worker_main(Datum argument) {
     report_ingest_role();
     ingest_batch_init(&batch, InvalidOid, TopMemoryContext);
     start_server();
+    const int admin_fd = start_admin_listener();
     apply_reloaded_settings();
 
-    WaitEventSet *events = CreateWaitEventSet(TopMemoryContext, 3);
+    WaitEventSet *events = CreateWaitEventSet(TopMemoryContext, 4);
     AddWaitEventToSet(events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
     AddWaitEventToSet(events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
     AddWaitEventToSet(events, WL_SOCKET_READABLE, state->server->epoll_fd(), nullptr, nullptr);
+    if (admin_fd >= 0) {
+        AddWaitEventToSet(events, WL_SOCKET_READABLE, admin_fd, nullptr, nullptr);
+    }
 
     // The loop's error boundary. This frame holds no C++ object; everything it needs survives in `state`.
     sigjmp_buf error_boundary;

@@ -8,6 +8,7 @@
 #include "pg/cpp_guard.h"
 #include "pg/events_notify.h"
 #include "pg/jsonb_builder.h"
+#include "pg/metrics.h"
 #include "pg/rate_limit_shared.h"
 #include "pg/settings.h"
 #include "pg/shared.h"
@@ -25,12 +26,10 @@ extern "C" {
 namespace segment_pg {
 namespace {
 
-void respond_error(uint64_t connection, int status, const char *code, const char *message, bool retry,
+void respond_error(uint64_t connection, const segment::HttpRequest *request, int status, const char *code,
+                   const char *message, bool retry,
                    const std::vector<std::pair<std::string, std::string>> *headers = nullptr) {
-    add_to_counter(kRequests);
-    if (status < 500) {
-        add_to_counter(kRequestErrors);
-    }
+    count_answer(request, status);
     run_cpp("answering a request", [&] {
         segment::HttpResponse response = segment::json_error_response(status, code, message, false);
         if (retry) {
@@ -75,22 +74,23 @@ void answer_pending(bool committed, const char *failure_code, const char *failur
             refund_rate_limit(request.source_id, request.charged_events);
         }
         if (!committed) {
-            respond_error(request.connection, 503, failure_code, failure, true, &request.headers);
-        } else if (request.invalid_json) {
-            respond_error(request.connection, 400, "invalid_json", request.json_error.c_str(), false,
+            respond_error(request.connection, request.request, 503, failure_code, failure, true,
                           &request.headers);
+        } else if (request.invalid_json) {
+            respond_error(request.connection, request.request, 400, "invalid_json",
+                          request.json_error.c_str(), false, &request.headers);
         } else {
             char body[160];
             snprintf(body, sizeof body,
                      "{\"success\":true,\"accepted\":" INT64_FORMAT ",\"duplicates\":" INT64_FORMAT
                      ",\"rejected\":" INT64_FORMAT "}",
                      request.accepted, request.duplicates, request.rejected);
+            count_answer(request.request, 200);  // before respond(), which frees the request
             run_cpp("answering a request", [&] {
                 segment::HttpResponse response;
                 response.body = body;
                 response.extra_headers = request.headers;
                 state->server->respond(request.connection, response, now_ms());
-                add_to_counter(kRequests);
             });
         }
     }
@@ -127,16 +127,64 @@ void queue_request(size_t index) {
                            "invalid_json", request.json_error.c_str(), body.data(), body.size());
 }
 
+// The name of source `id` as the worker last read it (into `buffer`), or null when it is unknown.
+const char *source_name(int32 id, char *buffer, size_t size) {
+    return run_cpp("naming a source", [&]() -> const char * {
+        const auto found = state->source_names.find(id);
+        if (found == state->source_names.end()) {
+            return nullptr;
+        }
+        snprintf(buffer, size, "%s", found->second.c_str());
+        return buffer;
+    });
+}
+
+// The committed batch in the metrics: its latency and size, its events by source, its dead letters by source
+// and reason. Reads the outcomes, so it runs before ingest_batch_reset().
+void record_batch_metrics(int64 commit_microseconds) {
+    metrics_observe_batch(commit_microseconds, batch.event_count + batch.rejection_count);
+    char name[kMetricNameBytes];
+    if (batch.event_count > 0) {
+        int32 *sources = static_cast<int32 *>(palloc(sizeof(int32) * batch.event_count));
+        uint64 *stored = static_cast<uint64 *>(palloc0(sizeof(uint64) * batch.event_count));
+        uint64 *duplicates = static_cast<uint64 *>(palloc0(sizeof(uint64) * batch.event_count));
+        int distinct = 0;
+        for (int i = 0; i < batch.event_count; ++i) {
+            const PendingEvent &event = batch.events[i];
+            int slot = 0;
+            while (slot < distinct && sources[slot] != event.source_id) {
+                ++slot;
+            }
+            if (slot == distinct) {
+                sources[distinct++] = event.source_id;
+            }
+            stored[slot] += event.outcome == EventOutcome::Stored ? 1 : 0;
+            duplicates[slot] += event.outcome == EventOutcome::Duplicate ? 1 : 0;
+        }
+        for (int slot = 0; slot < distinct; ++slot) {
+            metrics_count_events(sources[slot], source_name(sources[slot], name, sizeof name), stored[slot],
+                                 duplicates[slot]);
+        }
+        pfree(sources);
+        pfree(stored);
+        pfree(duplicates);
+    }
+    for (int i = 0; i < batch.rejection_count; ++i) {
+        const PendingRejection &rejection = batch.rejections[i];
+        metrics_count_rejection(rejection.source_id, source_name(rejection.source_id, name, sizeof name),
+                                rejection.reason);
+    }
+}
+
 // The live tail (events_notify.h): one NOTIFY per source of the batch, in its transaction, before COMMIT.
 void notify_batch() {
     SourceNotice *notices;
     const int count = count_batch_by_source(&batch, &notices);
+    // Longer than the notification keeps (segment::kNotifiedNameLimit), so that the cut happens there, on a
+    // character boundary.
+    char name[segment::kNotifiedNameLimit + 8];
     for (int i = 0; i < count; ++i) {
-        const char *name = run_cpp("looking up a source", [&]() -> const char * {
-            const segment::SourceInfo *source = state->sources.find_by_id(notices[i].source_id);
-            return source != nullptr ? source->name.c_str() : nullptr;
-        });
-        notify_source(name, notices[i].counts);
+        notify_source(source_name(notices[i].source_id, name, sizeof name), notices[i].counts);
     }
     pfree(notices);
 }
@@ -156,6 +204,8 @@ void flush_pending() {
     const int64 stored_before = batch.stored, duplicates_before = batch.duplicates,
                 rejected_before = batch.rejected;
     pgstat_report_activity(STATE_RUNNING, "segment_webhook: storing a batch");
+    const TimestampTz started = GetCurrentTimestamp();
+    volatile TimestampTz finished = started;
     PG_TRY();
     {
         begin_worker_transaction();
@@ -169,6 +219,7 @@ void flush_pending() {
             notify_batch();
         }
         commit_worker_transaction();
+        finished = GetCurrentTimestamp();
         committed = true;
     }
     PG_CATCH();
@@ -201,6 +252,9 @@ void flush_pending() {
         }
     }
     answer_pending(committed, failure_code, failure);
+    if (committed) {
+        record_batch_metrics(finished - started);
+    }
     ingest_batch_reset(&batch);
     run_cpp("clearing the batch", [] {
         state->pending.clear();
@@ -227,25 +281,25 @@ void flush_pending() {
 namespace {
 
 // /health: 200 when the extension exists and a write transaction commits (probed at most once a second).
-void answer_health(uint64_t connection) {
+void answer_health(uint64_t connection, const segment::HttpRequest *request) {
     const int64 now = now_ms();
     if (OidIsValid(state->schema) && now >= state->next_health_probe_ms) {
         state->health_ok = run_database_step(probe_commit, "probing the database for /health");
         state->next_health_probe_ms = now + 1000;
     }
     if (!OidIsValid(state->schema)) {
-        respond_error(connection, 503, "extension_missing",
+        respond_error(connection, request, 503, "extension_missing",
                       "the segment_webhook extension is not installed in the worker's database", true);
     } else if (!state->health_ok || shutdown_requested) {
-        respond_error(connection, 503, "database_unavailable",
+        respond_error(connection, request, 503, "database_unavailable",
                       shutdown_requested ? "the server is shutting down" : "the database cannot commit",
                       true);
     } else {
+        count_answer(request, 200);
         run_cpp("answering /health", [&] {
             segment::HttpResponse response;
             response.body = "{\"status\":\"ok\"}";
             state->server->respond(connection, response, now_ms());
-            add_to_counter(kRequests);
         });
     }
 }
@@ -275,12 +329,7 @@ void refresh_webhook_context() {
 std::optional<segment::HttpResponse> check_head(const segment::HttpRequest &request) {
     std::optional<segment::HttpResponse> refusal = segment::check_request_head(request, state->context);
     if (refusal) {
-        add_to_counter(kRequests);
-        if (refusal->status == 429) {
-            add_to_counter(kRateLimited);
-        } else if (refusal->status >= 400 && refusal->status < 500) {
-            add_to_counter(kRequestErrors);
-        }
+        count_answer(&request, refusal->status);
     }
     return refusal;
 }
@@ -299,11 +348,8 @@ void take_ready_requests() {
                 return true;
             }
             if (decision.action == segment::WebhookAction::Respond) {
+                count_answer(ready.request, decision.response.status);
                 state->server->respond(ready.connection, decision.response, now_ms());
-                add_to_counter(kRequests);
-                if (decision.response.status >= 400 && decision.response.status < 500) {
-                    add_to_counter(kRequestErrors);
-                }
                 return false;
             }
             add_to_counter(kBytesReceived, ready.request->body().size());
@@ -316,8 +362,7 @@ void take_ready_requests() {
                         segment::rate_limited_response(*decision.max_events_per_second, retry_after_seconds);
                     response.extra_headers = std::move(decision.headers);
                     state->server->respond(ready.connection, response, now_ms());
-                    add_to_counter(kRequests);
-                    add_to_counter(kRateLimited);
+                    count_answer(ready.request, response.status);
                     return false;
                 }
             }
@@ -346,7 +391,7 @@ void take_ready_requests() {
             return false;
         });
         if (health) {
-            answer_health(state->ready[i].connection);
+            answer_health(state->ready[i].connection, state->ready[i].request);
         }
     }
     run_cpp("reading requests", [] { state->ready.clear(); });
@@ -357,15 +402,25 @@ void abandon_ready_requests() {
     // ready_taken moves past each request before it is answered: should answering fail too, the next
     // recovery goes on with the one after it.
     while (state->ready_taken < state->ready.size()) {
-        const uint64_t connection = state->ready[state->ready_taken++].connection;
-        respond_error(connection, 503, "database_unavailable",
+        const segment::ReadyRequest &ready = state->ready[state->ready_taken++];
+        respond_error(ready.connection, ready.request, 503, "database_unavailable",
                       "the worker could not handle this request; retry", true);
     }
     state->ready.clear();
     state->ready_taken = 0;
 }
 
-// Each connection is a descriptor: raise the soft limit to the hard one (often 1,024 soft under systemd or
-// runuser, far fewer than max_connections), and say so when max_connections cannot fit.
+// Counted from Postgres frames and from inside run_cpp() (the head check): nothing here throws or errors.
+void count_answer(const segment::HttpRequest *request, int status) {
+    add_to_counter(kRequests);
+    if (status == 429) {
+        add_to_counter(kRateLimited);  // rate limited: not counted as a request error
+    } else if (status >= 400 && status < 500) {
+        add_to_counter(kRequestErrors);
+    }
+    metrics_count_request(request != nullptr ? segment::classify_ingest_endpoint(request->path())
+                                             : segment::RequestEndpoint::Other,
+                          status);
+}
 
 }  // namespace segment_pg

@@ -278,6 +278,10 @@ void refresh_sources() {
             }
             sources.push_back(std::move(source));
         }
+        state->source_names.clear();
+        for (const segment::SourceInfo &source : sources) {
+            state->source_names[source.id] = source.name;
+        }
         state->sources.replace(std::move(sources));
     });
     for (int i = 0; i < count; ++i) {

@@ -13,6 +13,7 @@
 
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -42,8 +43,9 @@ struct PendingRequest {
 struct WorkerState {
     segment::HttpServer *server = nullptr;
     segment::SourceDirectory sources;
-    std::vector<std::string> cors_origins;  // segment_webhook.cors_origins, split
-    segment::WebhookContext context;        // see refresh_webhook_context()
+    std::unordered_map<int32, std::string> source_names;  // by id, for the metrics' labels
+    std::vector<std::string> cors_origins;                // segment_webhook.cors_origins, split
+    segment::WebhookContext context;                      // see refresh_webhook_context()
     std::vector<segment::ReadyRequest> ready;
     size_t ready_taken = 0;  // ready[0, ready_taken) have been routed
     std::vector<PendingRequest> pending;
@@ -62,6 +64,7 @@ struct WorkerState {
     char tls_fingerprint[65] = "";        // of the certificate served
     char tls_failure_logged[1024] = "";   // the last failure to load one, while it lasts
     bool tls_mode_change_logged = false;  // the TLS settings differ from what the port was started with
+    uint64 refused_busy_counted = 0;      // HttpServerCounters::refused_busy already in the metrics
     // While writing fails: what was logged (by batches, and by the other database steps), so that a lasting
     // failure is logged once.
     char failure_logged[2][256] = {"", ""};
@@ -130,5 +133,21 @@ void take_ready_requests();
 // not routed yet, so that no connection waits for an answer that never comes.
 void abandon_ready_requests();
 void flush_pending();
+// Counts an answer in segment_webhook_stats() and in the metrics (by the request's endpoint; `request` may be
+// null when it is unknown).
+void count_answer(const segment::HttpRequest *request, int status);
+
+// admin.cc: the admin listener (worker 0 only, when segment_webhook.admin_port is set) --------------------
+
+// Starts it when this worker serves it; logs where it listens. Returns its epoll descriptor, or -1.
+int start_admin_listener();
+// What the loop's wait must consider: the earliest admin deadline (-1: none), and whether requests are
+// already waiting in its buffers.
+int64 admin_next_deadline_ms();
+bool admin_has_ready_requests();
+// Answers every admin request that is ready, each in its own error boundary; called between batches, never
+// inside one.
+void serve_admin_requests();
+void stop_admin_listener();
 
 }  // namespace segment_pg

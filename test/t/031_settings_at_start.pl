@@ -33,7 +33,6 @@ $node->safe_psql('ingestdb', q{
     GRANT SELECT (source_id, message_id) ON ingest.segment_events TO ingester;
     GRANT SELECT ON ingest.segment_suppressions TO ingester;
     GRANT INSERT (source_id, user_id) ON ingest.segment_deletions TO ingester;
-    GRANT EXECUTE ON FUNCTION ingest.segment_message_conflicts(integer[], text[], jsonb[]) TO ingester;
 });
 my $key = $node->safe_psql('ingestdb', q{SELECT ingest.segment_create_source('settings')});
 
@@ -42,6 +41,7 @@ my $max_request_size = 2 * 1024 * 1024;
 my $max_buffered_bytes = 1024 * 1024;
 my $max_header_size = 4096;
 my $max_connections = 3;
+my $admin_port = PostgreSQL::Test::Cluster::get_free_port();
 my %settings = (
     workers => [ '2', '2' ],
     listen_addresses => [ q{'127.0.0.1'}, '127.0.0.1' ],
@@ -64,7 +64,10 @@ my %settings = (
     notify => [ 'off', 'off' ],
     warehouse => [ 'off', 'off' ],
     warehouse_max_columns => [ '20', '20' ],
-    warehouse_max_relations => [ '3', '3' ],);
+    warehouse_max_relations => [ '3', '3' ],
+    admin_port => [ $admin_port, "$admin_port" ],
+    admin_listen_addresses => [ q{'127.0.0.1'}, '127.0.0.1' ],
+    admin_token => [ q{'token-at-start'}, 'token-at-start' ],);
 
 # Settings whose effect from the start another test checks, because it changes what this test's raw HTTP client
 # must speak: with ssl_cert_file and ssl_key_file the port speaks HTTPS only (047_tls.pl starts its node with them
@@ -136,6 +139,22 @@ is(sql(q{SELECT count(*) FROM ingest.segment_events WHERE message_id = 'warm-up'
     'database = ingestdb: the event is stored in ingestdb');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_extension WHERE extname = 'segment_webhook'}), '0',
     'and the database postgres has no extension to store it in');
+
+# --- admin_port, admin_listen_addresses, admin_token ------------------------------------------------------------------
+ok(defined wait_for_log_within($node, qr/segment_webhook: worker 0 serves the admin listener on 127\.0\.0\.1:$admin_port\b/,
+        $offset, 30),
+    'admin_port and admin_listen_addresses: worker 0 serves the admin listener there');
+is_deeply([ slurp_file($node->logfile, $offset) =~ /worker (\d+) serves the admin listener/g ], [0],
+    'only worker 0 serves it');
+my $admin = http_request($admin_port, 'GET', '/metrics', headers => [ [ 'Authorization', 'Bearer token-at-start' ] ]);
+is($admin && $admin->{status}, 200, 'admin_token: the token set at start is accepted');
+$admin = http_request($admin_port, 'GET', '/metrics');
+is($admin && $admin->{status}, 401, 'admin_token: a request without it gets 401');
+# The workers connect as role ingester here, which may not read segment_events' payloads: the page's query runs as
+# the extension's owner (in schema ingest), not as the worker's role.
+$admin = http_request($admin_port, 'GET', '/api/recent', headers => [ [ 'Authorization', 'Bearer token-at-start' ] ]);
+is($admin && $admin->{status}, 200, "the admin page's data is read as the extension's owner, not as role ingester")
+  or diag($admin && $admin->{body});
 
 # --- cors_origins --------------------------------------------------------------------------------------------------
 my $response = post_webhook($port, encode_json_compact(track_message('cors-evil')),

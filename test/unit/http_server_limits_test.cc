@@ -338,3 +338,43 @@ TEST(HttpServer, ClientThatNeverReadsItsAnswersCannotGrowTheServersMemory) {
 }
 
 }  // namespace
+
+// Idle keep-alive connections are not walked on every poll() for their timeouts (with 10,000 of them that
+// walk was most of the worker's CPU time), and a timeout set after a walk is still kept.
+TEST(HttpServer, TimeoutsDoNotWalkEveryConnectionOnEveryPoll) {
+    HttpServerOptions options = loopback_options();
+    options.read_timeout_ms = 1000;
+    options.idle_timeout_ms = 60000;
+    HttpServer server(options);
+    std::vector<int> idle;
+    for (int i = 0; i < 20; ++i) {
+        idle.push_back(connect_to(server.port()));
+        send_all(idle.back(), "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+        std::vector<ReadyRequest> ready = wait_for_requests(server, 1, 10);
+        ASSERT_EQ(ready.size(), 1u);
+        server.respond(ready[0].connection, ok("{}"), 10);
+        ASSERT_EQ(read_available(idle.back(), server, 50, 10).rfind("HTTP/1.1 200 OK", 0), 0u);
+    }
+    std::vector<ReadyRequest> ready;
+    server.poll(20, ready);  // may walk once
+    const uint64_t walks = server.counters().deadline_scans;
+    for (int64_t now = 21; now < 500; ++now) {
+        server.poll(now, ready);
+        EXPECT_GE(server.next_deadline_ms(), now);
+    }
+    EXPECT_EQ(server.counters().deadline_scans, walks);
+    EXPECT_LE(server.next_deadline_ms(), 20 + 1000);
+
+    const int stalled = connect_to(server.port());
+    send_all(stalled, "GET /slow HTTP/1.1\r\n");  // its read_timeout runs from 500
+    read_available(stalled, server, 50, 500);
+    EXPECT_LE(server.next_deadline_ms(), 1500);
+    EXPECT_EQ(read_available(stalled, server, 50, 1499), "");
+    const std::string answer = read_available(stalled, server, 200, 1500);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 408 ", 0), 0u) << answer;
+    EXPECT_EQ(server.connection_count(), idle.size() + 1);  // the idle ones are kept
+    for (int fd : idle) {
+        close(fd);
+    }
+    close(stalled);
+}

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -122,6 +124,46 @@ TEST(HttpServer, RefusesConnectionsOverTheLimit) {
     const std::string answer = read_available(second, server);
     EXPECT_EQ(answer.rfind("HTTP/1.1 503 ", 0), 0u) << answer;
     EXPECT_NE(answer.find("too_many_connections"), std::string::npos);
+    close(first);
+    close(second);
+}
+
+// A client sends its request right after connecting, often before the server accepts: the 503 over the limit
+// must end in an orderly close (FIN), not a reset that can make the client lose the answer.
+TEST(HttpServer, RefusedConnectionIsClosedInOrderAfterItsRequest) {
+    HttpServerOptions options = loopback_options();
+    options.max_connections = 1;
+    HttpServer server(options);
+    const int first = connect_to(server.port());
+    std::vector<ReadyRequest> ready;
+    for (int i = 0; i < 20 && server.connection_count() == 0; ++i) {
+        server.poll(0, ready);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_EQ(server.connection_count(), 1u);
+    const int second = connect_to(server.port());
+    send_all(second, "POST /v1/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // queued before the accept
+    server.poll(0, ready);
+    std::string answer;
+    ssize_t count = 0;
+    int error = 0;
+    for (int i = 0; i < 100; ++i) {
+        pollfd descriptor{second, POLLIN, 0};
+        if (::poll(&descriptor, 1, 10) <= 0) {
+            continue;
+        }
+        char buffer[4096];
+        count = recv(second, buffer, sizeof buffer, 0);
+        error = errno;
+        if (count <= 0) {
+            break;
+        }
+        answer.append(buffer, static_cast<size_t>(count));
+    }
+    EXPECT_EQ(answer.rfind("HTTP/1.1 503 ", 0), 0u) << answer;
+    EXPECT_EQ(count, 0) << "the close was not orderly: " << std::strerror(error);
+    EXPECT_EQ(server.connection_count(), 1u);
     close(first);
     close(second);
 }

@@ -79,13 +79,6 @@ TEST_F(WebhookTest, WriteKeyForms) {
     EXPECT_EQ(body_key.json.message_count, 1u);
 }
 
-TEST_F(WebhookTest, SourcesFoundById) {
-    ASSERT_NE(directory.find_by_id(2), nullptr);
-    EXPECT_EQ(directory.find_by_id(2)->write_key, "signed-key");
-    ASSERT_NE(directory.find_by_id(3), nullptr);  // disabled sources too
-    EXPECT_EQ(directory.find_by_id(4), nullptr);
-}
-
 TEST_F(WebhookTest, UnknownMissingAndDisabledKeysAre401) {
     for (const std::string &request :
          {post("/v1/webhook?writeKey=nope", kMessage), post("/v1/webhook", kMessage),
