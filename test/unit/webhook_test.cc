@@ -109,6 +109,66 @@ TEST_F(WebhookTest, SignaturesWholeBodyOrFirstElement) {
     EXPECT_NE(missing.response.body.find("invalid_signature"), std::string::npos);
 }
 
+TEST(SourceDirectory, FindsASourceByItsPreviousWriteKeyWhileItLasts) {
+    std::vector<segment::SourceInfo> sources(2);
+    sources[0].id = 1;
+    sources[0].write_key = "new-key-1";
+    sources[0].previous_write_key = "old-key-1";
+    sources[1].id = 2;
+    sources[1].write_key = "key-2";
+    sources[1].previous_write_key = "new-key-1";  // another source's current key: that source wins
+    segment::SourceDirectory directory;
+    directory.replace(sources);
+    EXPECT_EQ(directory.size(), 2u);
+    ASSERT_NE(directory.find("new-key-1"), nullptr);
+    EXPECT_EQ(directory.find("new-key-1")->id, 1);
+    ASSERT_NE(directory.find("old-key-1"), nullptr);
+    EXPECT_EQ(directory.find("old-key-1")->id, 1);
+    ASSERT_NE(directory.find("key-2"), nullptr);
+    EXPECT_EQ(directory.find("key-2")->id, 2);
+    EXPECT_EQ(directory.find("nope"), nullptr);
+    EXPECT_EQ(directory.find(""), nullptr);  // an absent previous key (empty) matches nothing
+    // The grace ended: the worker reloads the source without its previous key.
+    sources[0].previous_write_key.clear();
+    directory.replace(sources);
+    EXPECT_EQ(directory.find("old-key-1"), nullptr);
+    EXPECT_EQ(directory.find("new-key-1")->id, 1);
+}
+
+TEST_F(WebhookTest, PreviousWriteKeyAndSecretAreAcceptedWhileTheyLast) {
+    std::vector<segment::SourceInfo> sources(1);
+    sources[0].id = 7;
+    sources[0].write_key = "rotated-key";
+    sources[0].previous_write_key = "former-key";
+    sources[0].shared_secret = "new-secret";
+    sources[0].previous_shared_secret = "old-secret";
+    directory.replace(sources);
+    for (const std::string key : {"rotated-key", "former-key"}) {
+        for (const std::string secret : {"new-secret", "old-secret"}) {
+            const auto decision = decide(post("/v1/webhook?writeKey=" + key, kMessage,
+                                              "X-Signature: " + hex_hmac(secret, kMessage) + "\r\n"));
+            EXPECT_EQ(decision.action, WebhookAction::Ingest) << key << " " << secret;
+            EXPECT_EQ(decision.source_id, 7);
+            EXPECT_EQ(decision.signature, segment::SignatureCoverage::WholeBody);
+        }
+    }
+    const auto wrong = decide(post("/v1/webhook?writeKey=rotated-key", kMessage,
+                                   "X-Signature: " + hex_hmac("older-secret", kMessage) + "\r\n"));
+    EXPECT_EQ(wrong.response.status, 401);
+    // Once the grace ended, neither the previous key nor the previous secret is accepted.
+    sources[0].previous_write_key.clear();
+    sources[0].previous_shared_secret.reset();
+    directory.replace(sources);
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=former-key", kMessage,
+                          "X-Signature: " + hex_hmac("new-secret", kMessage) + "\r\n"))
+                  .response.status,
+              401);
+    const auto old_secret = decide(post("/v1/webhook?writeKey=rotated-key", kMessage,
+                                        "X-Signature: " + hex_hmac("old-secret", kMessage) + "\r\n"));
+    EXPECT_EQ(old_secret.response.status, 401);
+    EXPECT_NE(old_secret.response.body.find("invalid_signature"), std::string::npos);
+}
+
 TEST_F(WebhookTest, InvalidJsonFromAKnownSourceIsIngestedAsADeadLetter) {
     // A one-line body from a known key is left to the database step's parse (which refuses it the same way).
     const auto deferred = decide(post("/v1/webhook?writeKey=open-key", "{\"type\":"));
