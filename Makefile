@@ -10,7 +10,7 @@ CORE_SRCS = $(wildcard src/core/*.cc)
 PG_SRCS = $(wildcard src/pg/*.cc)
 OBJS = $(CORE_SRCS:.cc=.o) $(PG_SRCS:.cc=.o)
 
-REGRESS = verify parse sources ingest views privileges replay settings warehouse rotation
+REGRESS = verify parse sources ingest views privileges replay settings warehouse rotation signature_scope
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # TAP tests (PostgreSQL::Test::Cluster): `make installcheck` runs them after pg_regress.

@@ -1,6 +1,8 @@
 -- Rotation without downtime: segment_rotate_secret() and segment_rotate_write_key() keep the previous secret or
 -- key for a grace period, in segment_sources.previous_*; clear errors for what cannot be rotated.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS segment_webhook;
+RESET client_min_messages;
 SET timezone = 'UTC';
 SELECT segment_create_source('rotating', 'first-secret') IS NOT NULL AS created;
 SELECT segment_create_source('unsigned') IS NOT NULL AS created;

@@ -1163,6 +1163,12 @@ COMMENT ON FUNCTION segment_rotate_write_key(text, interval) IS 'gives a source 
 
 
 -- 0.4 section: signature scope
+-- Segment signs an Actions batch over its first element only: the other elements carry no proof of origin.
+-- Each event says whether its own bytes were covered by a verified X-Signature. Added with a constant default
+-- (a catalog "missing value", no rewrite of a table that may be huge): events stored before 0.4 read false.
+-- The fresh installation adds it the same way, so that both have the same catalog (036_upgrade compares them).
+ALTER TABLE segment_events ADD COLUMN signature_verified boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN segment_events.signature_verified IS 'true when this event''s own bytes were covered by a verified X-Signature (a single-message body, a whole-body signature, or the first element of a batch signed over its first element); false for unsigned sources, the other elements of such a batch, segment_ingest() and segment_replay(), and events stored before 0.4';
 
 -- end of section: signature scope
 

@@ -169,6 +169,53 @@ TEST_F(WebhookTest, PreviousWriteKeyAndSecretAreAcceptedWhileTheyLast) {
     EXPECT_NE(old_secret.response.body.find("invalid_signature"), std::string::npos);
 }
 
+TEST_F(WebhookTest, TheDecisionSaysWhatTheSignatureCovered) {
+    using segment::SignatureCoverage;
+    const std::string batch = "[" + kMessage + R"(,{"type":"page","name":"P","userId":"u"}])";
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=signed-key", batch,
+                          "X-Signature: " + hex_hmac("s3cret", batch) + "\r\n"))
+                  .signature,
+              SignatureCoverage::WholeBody);
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=signed-key", batch,
+                          "X-Signature: " + hex_hmac("s3cret", kMessage) + "\r\n"))
+                  .signature,
+              SignatureCoverage::FirstElement);
+    // A source without a secret ignores X-Signature: nothing is verified.
+    const auto unsigned_source = decide(
+        post("/v1/webhook?writeKey=open-key", batch, "X-Signature: " + hex_hmac("s3cret", batch) + "\r\n"));
+    EXPECT_EQ(unsigned_source.action, WebhookAction::Ingest);
+    EXPECT_EQ(unsigned_source.signature, SignatureCoverage::None);
+    // Newline-delimited JSON signed as sent covers every line.
+    const std::string lines = kMessage + "\n" + kMessage + "\n";
+    const auto ndjson = decide(
+        post("/v1/webhook?writeKey=signed-key", lines, "X-Signature: " + hex_hmac("s3cret", lines) + "\r\n"));
+    EXPECT_EQ(ndjson.action, WebhookAction::Ingest);
+    EXPECT_EQ(ndjson.signature, SignatureCoverage::WholeBody);
+}
+
+TEST_F(WebhookTest, RequireFullSignatureRefusesAFirstElementSignature) {
+    std::vector<segment::SourceInfo> sources(1);
+    sources[0].id = 9;
+    sources[0].write_key = "strict-key";
+    sources[0].shared_secret = "new-secret";
+    sources[0].previous_shared_secret = "old-secret";
+    sources[0].require_full_signature = true;
+    directory.replace(sources);
+    const std::string batch = "[" + kMessage + R"(,{"type":"page","name":"P","userId":"u"}])";
+    for (const std::string secret : {"new-secret", "old-secret"}) {
+        const auto first = decide(post("/v1/webhook?writeKey=strict-key", batch,
+                                       "X-Signature: " + hex_hmac(secret, kMessage) + "\r\n"));
+        EXPECT_EQ(first.action, WebhookAction::Respond);
+        EXPECT_EQ(first.response.status, 401);
+        EXPECT_NE(first.response.body.find("invalid_signature"), std::string::npos);
+        EXPECT_NE(first.response.body.find("whole body"), std::string::npos);
+        const auto whole = decide(post("/v1/webhook?writeKey=strict-key", batch,
+                                       "X-Signature: " + hex_hmac(secret, batch) + "\r\n"));
+        EXPECT_EQ(whole.action, WebhookAction::Ingest);
+        EXPECT_EQ(whole.signature, segment::SignatureCoverage::WholeBody);
+    }
+}
+
 TEST_F(WebhookTest, InvalidJsonFromAKnownSourceIsIngestedAsADeadLetter) {
     // A one-line body from a known key is left to the database step's parse (which refuses it the same way).
     const auto deferred = decide(post("/v1/webhook?writeKey=open-key", "{\"type\":"));
