@@ -1115,6 +1115,92 @@ COMMENT ON FUNCTION segment_events_apply_dedup() IS 'trigger for an analytics no
 -- end of section: scale-out
 
 -- 0.4 section: secret and write key rotation
+-- Rotation without downtime: the new secret or key works at once, the previous one keeps working until its
+-- grace ends (the workers re-read segment_sources at once on the change, and drop a previous value whose
+-- grace has ended within a second). A grace of 0 ends the previous one at once (it is not kept). A second
+-- rotation within the grace replaces the previous value: only the last two are ever honoured.
+CREATE FUNCTION segment_rotate_secret(source text, new_secret text, grace interval DEFAULT '24 hours')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    current_secret text;
+BEGIN
+    IF segment_rotate_secret.source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'source must not be NULL';
+    END IF;
+    IF segment_rotate_secret.new_secret IS NULL OR segment_rotate_secret.new_secret = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'new_secret must not be empty',
+            HINT = 'To stop checking signatures, set segment_sources.shared_secret to NULL.';
+    END IF;
+    IF segment_rotate_secret.grace IS NULL OR segment_rotate_secret.grace < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('grace must be an interval of zero or more, not %s',
+                             coalesce(segment_rotate_secret.grace::text, 'NULL')),
+            HINT = 'A grace of 0 makes the previous secret stop at once.';
+    END IF;
+    SELECT s.shared_secret INTO current_secret FROM @extschema@.segment_sources s
+    WHERE s.name = segment_rotate_secret.source FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('source "%s" does not exist', segment_rotate_secret.source);
+    END IF;
+    IF current_secret = segment_rotate_secret.new_secret THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('new_secret is already the shared secret of source "%s"', segment_rotate_secret.source);
+    END IF;
+    -- A source without a secret gets one at once: there is no previous secret to honour.
+    UPDATE @extschema@.segment_sources s
+    SET shared_secret = segment_rotate_secret.new_secret,
+        previous_shared_secret = CASE WHEN segment_rotate_secret.grace > interval '0' THEN current_secret END,
+        previous_shared_secret_expires_at =
+            CASE WHEN segment_rotate_secret.grace > interval '0' AND current_secret IS NOT NULL
+                 THEN now() + segment_rotate_secret.grace END
+    WHERE s.name = segment_rotate_secret.source;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION segment_rotate_secret(text, text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION segment_rotate_secret(text, text, interval) IS 'gives a source a new shared secret, verified at once; the previous one keeps verifying until the grace ends';
+
+CREATE FUNCTION segment_rotate_write_key(source text, grace interval DEFAULT '24 hours')
+RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    current_key text;
+    new_key text;
+BEGIN
+    IF segment_rotate_write_key.source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'source must not be NULL';
+    END IF;
+    IF segment_rotate_write_key.grace IS NULL OR segment_rotate_write_key.grace < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('grace must be an interval of zero or more, not %s',
+                             coalesce(segment_rotate_write_key.grace::text, 'NULL')),
+            HINT = 'A grace of 0 makes the previous write key stop at once.';
+    END IF;
+    SELECT s.write_key INTO current_key FROM @extschema@.segment_sources s
+    WHERE s.name = segment_rotate_write_key.source FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('source "%s" does not exist', segment_rotate_write_key.source);
+    END IF;
+    -- A new key is 192 random bits: one that is any source's current or previous key is never drawn in
+    -- practice, but a key must name one source only, so draw again rather than rely on luck.
+    LOOP
+        new_key := @extschema@.segment_new_write_key();
+        EXIT WHEN NOT EXISTS (SELECT FROM @extschema@.segment_sources s
+                              WHERE s.write_key = new_key OR s.previous_write_key = new_key);
+    END LOOP;
+    UPDATE @extschema@.segment_sources s
+    SET write_key = new_key,
+        previous_write_key = CASE WHEN segment_rotate_write_key.grace > interval '0' THEN current_key END,
+        previous_write_key_expires_at =
+            CASE WHEN segment_rotate_write_key.grace > interval '0' THEN now() + segment_rotate_write_key.grace END
+    WHERE s.name = segment_rotate_write_key.source;
+    RETURN new_key;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION segment_rotate_write_key(text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION segment_rotate_write_key(text, interval) IS 'gives a source a new write key (returned), accepted at once; the previous one is accepted until the grace ends';
 
 -- end of section: secret and write key rotation
 
@@ -1138,6 +1224,12 @@ COMMENT ON VIEW segment_webhook_stats IS 'counters of the HTTP ingest workers si
 
 
 -- 0.4 section: signature scope
+-- Segment signs an Actions batch over its first element only: the other elements carry no proof of origin.
+-- Each event says whether its own bytes were covered by a verified X-Signature. Added with a constant default
+-- (a catalog "missing value", no rewrite of a table that may be huge): events stored before 0.4 read false.
+-- The fresh installation adds it the same way, so that both have the same catalog (036_upgrade compares them).
+ALTER TABLE segment_events ADD COLUMN signature_verified boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN segment_events.signature_verified IS 'true when this event''s own bytes were covered by a verified X-Signature (a single-message body, a whole-body signature, or the first element of a batch signed over its first element); false for unsigned sources, the other elements of such a batch, segment_ingest() and segment_replay(), and events stored before 0.4';
 
 -- end of section: signature scope
 

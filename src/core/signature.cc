@@ -163,16 +163,24 @@ bool first_array_element(std::string_view body, std::string_view &element) noexc
     return true;
 }
 
-bool verify_signature(std::string_view body, std::string_view signature, std::string_view secret) noexcept {
+SignatureCoverage signature_coverage(std::string_view body, std::string_view signature,
+                                     std::string_view secret) noexcept {
     Sha1Digest expected;
     if (!parse_signature_hex(signature, expected)) {
-        return false;
+        return SignatureCoverage::None;
     }
     if (digest_matches(secret, body, expected)) {
-        return true;
+        return SignatureCoverage::WholeBody;
     }
     std::string_view element;
-    return first_array_element(body, element) && digest_matches(secret, element, expected);
+    if (first_array_element(body, element) && digest_matches(secret, element, expected)) {
+        return SignatureCoverage::FirstElement;
+    }
+    return SignatureCoverage::None;
+}
+
+bool verify_signature(std::string_view body, std::string_view signature, std::string_view secret) noexcept {
+    return signature_coverage(body, signature, secret) != SignatureCoverage::None;
 }
 
 }  // namespace segment

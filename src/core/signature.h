@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -26,8 +27,20 @@ bool parse_signature_hex(std::string_view signature, Sha1Digest &out) noexcept;
 // whitespace). False when `body` is not a JSON array or its first element is not well-formed JSON.
 bool first_array_element(std::string_view body, std::string_view &element) noexcept;
 
-// True when `signature` is the hex HMAC-SHA1 of `body` under `secret`, or, when `body` is a JSON array, of
-// the raw bytes of its first element (how Segment's Actions webhook signs batches). Constant-time comparison.
+// What a verified signature vouches for. Segment's Actions webhook signs a batch (a JSON array) over the raw
+// bytes of its first element only: the other elements then carry no proof of origin.
+enum class SignatureCoverage : uint8_t {
+    None,          // the signature does not verify
+    WholeBody,     // the HMAC of the whole body: every message in it
+    FirstElement,  // the HMAC of the first element of a JSON array body: that message only
+};
+
+// What `signature` (hex HMAC-SHA1 under `secret`) covers of `body`: the whole body, else (when `body` is a
+// JSON array) the raw bytes of its first element, else nothing. Constant-time comparisons.
+SignatureCoverage signature_coverage(std::string_view body, std::string_view signature,
+                                     std::string_view secret) noexcept;
+
+// True when signature_coverage() is not None.
 bool verify_signature(std::string_view body, std::string_view signature, std::string_view secret) noexcept;
 
 }  // namespace segment

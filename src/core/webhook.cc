@@ -146,21 +146,6 @@ HttpResponse error(int status, std::string_view code, std::string_view message) 
 
 }  // namespace
 
-void SourceDirectory::replace(std::vector<SourceInfo> sources) {
-    std::unordered_map<std::string, SourceInfo> by_key;
-    by_key.reserve(sources.size());
-    for (SourceInfo &source : sources) {
-        std::string key = source.write_key;
-        by_key.emplace(std::move(key), std::move(source));
-    }
-    by_key_.swap(by_key);
-}
-
-const SourceInfo *SourceDirectory::find(std::string_view write_key) const {
-    auto found = by_key_.find(std::string(write_key));
-    return found == by_key_.end() ? nullptr : &found->second;
-}
-
 JsonCheck check_json(std::string_view body) {
     JsonCheck check;
     if (!body.empty() && std::memchr(body.data(), '\0', body.size()) == nullptr) {
@@ -548,10 +533,15 @@ WebhookDecision decide(const HttpRequest &request, std::string_view peer, const 
                 decision, 401, "invalid_signature",
                 "this source has a shared secret: X-Signature (hex HMAC-SHA1 of the body) is required");
         }
-        const std::string_view hex = trim(*signature);
-        if (!verify_signature(request.body(), hex, *source->shared_secret) &&
-            !(decision.body_rewritten && verify_signature(body, hex, *source->shared_secret))) {
+        decision.signature = source_signature_coverage(*source, trim(*signature), request.body(),
+                                                       decision.body_rewritten ? &body : nullptr);
+        if (decision.signature == SignatureCoverage::None) {
             return refuse(decision, 401, "invalid_signature", "X-Signature does not match the body");
+        }
+        if (decision.signature == SignatureCoverage::FirstElement && source->require_full_signature) {
+            return refuse(decision, 401, "invalid_signature",
+                          "X-Signature covers only the first element of the batch; this source requires a "
+                          "signature over the whole body (require_full_signature)");
         }
     }
     decision.action = WebhookAction::Ingest;

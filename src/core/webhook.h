@@ -15,6 +15,7 @@
 #include "core/http_request.h"
 #include "core/http_response.h"
 #include "core/message.h"
+#include "core/signature.h"
 
 namespace segment {
 
@@ -32,16 +33,28 @@ struct SourceInfo {
     bool honor_deletions = false;                  // {"type":"delete"} forgets the user
 };
 
-// The sources the worker knows, by write key. Rebuilt from segment_sources about once a second.
+// The sources the worker knows, by write key: the current one, and the previous one while its grace lasts.
+// Rebuilt from segment_sources about once a second (and at once on a change). Implemented in webhook_auth.cc.
 class SourceDirectory {
   public:
     void replace(std::vector<SourceInfo> sources);
+    // The source whose current write key this is; else the one whose previous key (still in its grace) it
+    // is. A current key always wins: a previous key equal to another source's key never shadows it.
     const SourceInfo *find(std::string_view write_key) const;
-    size_t size() const { return by_key_.size(); }
+    size_t size() const { return sources_.size(); }
 
   private:
-    std::unordered_map<std::string, SourceInfo> by_key_;
+    std::vector<SourceInfo> sources_;
+    std::unordered_map<std::string, size_t> by_key_;           // current write key -> index in sources_
+    std::unordered_map<std::string, size_t> by_previous_key_;  // previous write key -> index in sources_
 };
+
+// What the X-Signature `signature` covers of a request for `source`, under its shared secret or else its
+// previous secret (while its grace lasts): the body as received (`raw_body`), or the body after decompression
+// or newline-delimited JSON (`decoded_body`, null when the body was not rewritten). A signature over the
+// whole body wins over one over the first element. Implemented in webhook_auth.cc.
+SignatureCoverage source_signature_coverage(const SourceInfo &source, std::string_view signature,
+                                            std::string_view raw_body, const std::string_view *decoded_body);
 
 // The body's JSON, checked the way jsonb will need it. Valid means well-formed JSON; a body whose only faults
 // are values Postgres cannot store (\u0000, a lone surrogate escape, bytes that are not UTF-8 inside a
@@ -77,6 +90,9 @@ struct WebhookDecision {
     std::string rewritten_body;
     std::optional<MessageType> implied_type;  // /v1/track and friends
     std::string client_ip;                    // tracking API endpoints: fills context.ip where it is missing
+    // What a verified X-Signature covered (None when the source has no shared secret): which messages are
+    // stored with segment_events.signature_verified.
+    SignatureCoverage signature = SignatureCoverage::None;
     // Headers every answer to this request carries (CORS), including the caller's final one.
     std::vector<std::pair<std::string, std::string>> headers;
     // The source's rate limit (see rate_limit.h), and what this request costs against it: its events, counted

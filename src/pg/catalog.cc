@@ -16,6 +16,15 @@ extern "C" {
 
 namespace segment_pg {
 
+bool events_have_signature_column(Oid schema) {
+    const Oid relid = OidIsValid(schema) ? get_relname_relid("segment_events", schema) : InvalidOid;
+    if (!OidIsValid(relid)) {
+        return false;
+    }
+    const AttrNumber column = get_attnum(relid, "signature_verified");  // a dropped column is not found
+    return column != InvalidAttrNumber && get_atttype(relid, column) == BOOLOID;
+}
+
 const char *quoted_schema_name(Oid schema) {
     const char *name = OidIsValid(schema) ? get_namespace_name(schema) : nullptr;
     if (name == nullptr) {

@@ -21,6 +21,11 @@ Oid find_extension(char **version);
 constexpr const char *kIngestRoleName = "segment_webhook_ingest";
 Oid find_ingest_role();
 
+// Whether segment_events in `schema` has the column signature_verified (boolean, added in 0.4). The ingest
+// path writes it only then, so that this library also writes into the table of an extension not yet updated
+// (or one whose column a user dropped). False when the table does not exist. Needs a transaction.
+bool events_have_signature_column(Oid schema);
+
 // What a worker's 503 says when writing failed: "storage_misconfigured" for errors about the extension's own
 // objects (a table, column, schema or privilege missing or changed: 3F, 42 and 0A classes), else
 // "database_unavailable" (lock timeout, read-only, disk full, shutdown, ...).

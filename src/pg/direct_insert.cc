@@ -22,29 +22,32 @@ extern "C" {
 namespace segment_pg {
 namespace {
 
-constexpr int kColumns = 16;
+// The columns as the extension creates them, in order: the first 16 before version 0.4, all 17 since (0.4
+// added signature_verified). Filling a slot ourselves is what an INSERT would do only while the table has
+// exactly these: same names, types (no typmod), collations, nothing generated.
+constexpr int kColumns = 17;
+constexpr int kColumnsBefore04 = 16;
 struct ExpectedColumn {
     const char *name;
     Oid type;
 };
-// The columns as the extension creates them, in order. Filling a slot ourselves is what an INSERT would do
-// only while the table has exactly these: same names, types (no typmod), collations, nothing generated.
-const ExpectedColumn kColumns16[kColumns] = {{"id", INT8OID},
-                                             {"source_id", INT4OID},
-                                             {"message_id", TEXTOID},
-                                             {"type", TEXTOID},
-                                             {"event", TEXTOID},
-                                             {"name", TEXTOID},
-                                             {"category", TEXTOID},
-                                             {"user_id", TEXTOID},
-                                             {"anonymous_id", TEXTOID},
-                                             {"group_id", TEXTOID},
-                                             {"previous_id", TEXTOID},
-                                             {"timestamp", TIMESTAMPTZOID},
-                                             {"original_timestamp", TIMESTAMPTZOID},
-                                             {"sent_at", TIMESTAMPTZOID},
-                                             {"received_at", TIMESTAMPTZOID},
-                                             {"payload", JSONBOID}};
+const ExpectedColumn kExpectedColumns[kColumns] = {{"id", INT8OID},
+                                                   {"source_id", INT4OID},
+                                                   {"message_id", TEXTOID},
+                                                   {"type", TEXTOID},
+                                                   {"event", TEXTOID},
+                                                   {"name", TEXTOID},
+                                                   {"category", TEXTOID},
+                                                   {"user_id", TEXTOID},
+                                                   {"anonymous_id", TEXTOID},
+                                                   {"group_id", TEXTOID},
+                                                   {"previous_id", TEXTOID},
+                                                   {"timestamp", TIMESTAMPTZOID},
+                                                   {"original_timestamp", TIMESTAMPTZOID},
+                                                   {"sent_at", TIMESTAMPTZOID},
+                                                   {"received_at", TIMESTAMPTZOID},
+                                                   {"payload", JSONBOID},
+                                                   {"signature_verified", BOOLOID}};
 
 // Whether the table is exactly as the extension created it. Anything else (triggers, rules, row security, a
 // partitioned table or a partition, extra, dropped or retyped columns, another collation) takes the INSERT
@@ -52,16 +55,17 @@ const ExpectedColumn kColumns16[kColumns] = {{"id", INT8OID},
 bool table_is_plain(Relation rel) {
     const TupleDesc descriptor = RelationGetDescr(rel);
     if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition || rel->trigdesc != nullptr ||
-        rel->rd_rules != nullptr || rel->rd_rel->relrowsecurity || descriptor->natts != kColumns) {
+        rel->rd_rules != nullptr || rel->rd_rel->relrowsecurity ||
+        (descriptor->natts != kColumns && descriptor->natts != kColumnsBefore04)) {
         return false;
     }
-    for (int i = 0; i < kColumns; ++i) {
+    for (int i = 0; i < descriptor->natts; ++i) {
         const Form_pg_attribute attribute = TupleDescAttr(descriptor, i);
-        const Oid expected_collation = kColumns16[i].type == TEXTOID ? DEFAULT_COLLATION_OID : InvalidOid;
+        const ExpectedColumn &expected = kExpectedColumns[i];
+        const Oid expected_collation = expected.type == TEXTOID ? DEFAULT_COLLATION_OID : InvalidOid;
         if (attribute->attisdropped || attribute->attgenerated != '\0' ||
-            strcmp(NameStr(attribute->attname), kColumns16[i].name) != 0 ||
-            attribute->atttypid != kColumns16[i].type || attribute->atttypmod != -1 ||
-            attribute->attcollation != expected_collation) {
+            strcmp(NameStr(attribute->attname), expected.name) != 0 || attribute->atttypid != expected.type ||
+            attribute->atttypmod != -1 || attribute->attcollation != expected_collation) {
             return false;
         }
     }
@@ -170,6 +174,10 @@ bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, 
         nulls[14] = false;
         values[15] = JsonbPGetDatum(event.payload);
         nulls[15] = false;
+        if (slot->tts_tupleDescriptor->natts > kColumnsBefore04) {
+            values[16] = BoolGetDatum(event.signature_verified);
+            nulls[16] = false;
+        }
         ExecStoreVirtualTuple(slot);
         ItemPointerData conflict;
         if (!ExecCheckIndexConstraints(result, slot, estate, &conflict, arbiters)) {

@@ -89,6 +89,7 @@ struct Arrival {
     TimestampTz received_at;
     const segment::MessageType *implied_type;  // the endpoint's type, or null
     const char *client_ip;                     // for context.ip, or null
+    segment::SignatureCoverage signature;      // what a verified X-Signature covered of the body
 };
 
 Jsonb *jsonb_with_key(Jsonb *object, const char *key, JsonbValue *value) {
@@ -138,7 +139,7 @@ Jsonb *with_client_ip(Jsonb *payload, const char *client_ip) {
 }
 
 void queue_message_in_context(IngestBatch *batch, const Arrival &arrival, Jsonb *item,
-                              const Envelope *envelope) {
+                              const Envelope *envelope, bool signature_verified) {
     const int32 source_id = arrival.source_id;
     const int32 request = arrival.request;
     const TimestampTz received_at = arrival.received_at;
@@ -225,23 +226,33 @@ void queue_message_in_context(IngestBatch *batch, const Arrival &arrival, Jsonb 
     event.sent_at_null = !parsed.sent_at;
     event.sent_at = parsed.sent_at ? timestamptz_from_unix(*parsed.sent_at) : 0;
     event.payload = payload;
+    event.signature_verified = signature_verified;
 }
 
-// Queues one message; everything it allocates lives in the batch's memory context.
-void queue_message(IngestBatch *batch, const Arrival &arrival, Jsonb *item, const Envelope *envelope) {
+// Queues one message; everything it allocates lives in the batch's memory context. `signature_verified`: its
+// own bytes were covered by a verified signature.
+void queue_message(IngestBatch *batch, const Arrival &arrival, Jsonb *item, const Envelope *envelope,
+                   bool signature_verified) {
     MemoryContext caller = MemoryContextSwitchTo(batch->context);
-    queue_message_in_context(batch, arrival, item, envelope);
+    queue_message_in_context(batch, arrival, item, envelope, signature_verified);
     MemoryContextSwitchTo(caller);
 }
 
+// The items of an array. A whole-body signature covers every item; one over the first element of a top-level
+// array (never an envelope's: its signature would be over a JSON object) covers item 0 only.
 void queue_items(IngestBatch *batch, const Arrival &arrival, JsonbContainer *array,
                  const Envelope *envelope) {
     JsonbIterator *iterator = JsonbIteratorInit(array);
     JsonbValue value;
     JsonbIteratorToken token;
+    bool first = true;
     while ((token = JsonbIteratorNext(&iterator, &value, true)) != WJB_DONE) {
         if (token == WJB_ELEM) {
-            queue_message(batch, arrival, JsonbValueToJsonb(&value), envelope);
+            const bool verified = arrival.signature == segment::SignatureCoverage::WholeBody ||
+                                  (first && envelope == nullptr &&
+                                   arrival.signature == segment::SignatureCoverage::FirstElement);
+            first = false;
+            queue_message(batch, arrival, JsonbValueToJsonb(&value), envelope, verified);
             if (batch->flush_every > 0 && batch->event_count + batch->rejection_count >= batch->flush_every) {
                 // A long array from SQL: write what is queued so memory stays bounded (the iterator and the
                 // body live outside the batch's context, so they survive the reset).
@@ -281,9 +292,10 @@ void ingest_batch_reset(IngestBatch *batch) {
 }
 
 void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
-                       Jsonb *body, const segment::MessageType *implied_type, const char *client_ip) {
+                       Jsonb *body, const segment::MessageType *implied_type, const char *client_ip,
+                       segment::SignatureCoverage signature) {
     // Iterators stay in the caller's memory context; queued messages go to the batch's.
-    const Arrival arrival{source_id, request, received_at, implied_type, client_ip};
+    const Arrival arrival{source_id, request, received_at, implied_type, client_ip, signature};
     if (JB_ROOT_IS_SCALAR(body)) {
         PendingRejection rejection{
             source_id,
@@ -301,7 +313,7 @@ void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, Times
     } else {
         JsonbValue items;
         if (getKeyJsonValueFromContainer(&body->root, "batch", 5, &items) == nullptr) {
-            queue_message(batch, arrival, body, nullptr);
+            queue_message(batch, arrival, body, nullptr, signature == segment::SignatureCoverage::WholeBody);
         } else if (items.type != jbvBinary || !JsonContainerIsArray(items.val.binary.data)) {
             PendingRejection rejection{
                 source_id,

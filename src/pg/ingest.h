@@ -7,6 +7,7 @@
 #pragma once
 
 #include "core/message.h"
+#include "core/signature.h"
 
 #include "pg/postgres_headers.h"
 
@@ -27,6 +28,7 @@ struct PendingEvent {
     TimestampTz original_timestamp, sent_at;
     bool original_timestamp_null, sent_at_null;
     Jsonb *payload;
+    bool signature_verified;  // its own bytes were covered by a verified X-Signature (segment_events column)
 };
 
 // One message or body for segment_rejected.
@@ -76,16 +78,20 @@ void ingest_batch_init(IngestBatch *batch, Oid schema, MemoryContext parent);
 // {"batch":[…], "context", "integrations", "sentAt"} whose top-level fields apply to items lacking them.
 // Invalid messages are queued as rejections with their reason. `implied_type` is the endpoint's type, if any.
 // `client_ip`, if given, becomes context.ip of messages that have none (the tracking API, as Segment does).
+// `signature` is what a verified X-Signature covered of this body: every message (WholeBody), the first
+// element of an array body (FirstElement), or nothing (None: unsigned, or from SQL); it sets each event's
+// signature_verified.
 void ingest_queue_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
-                       Jsonb *body, const segment::MessageType *implied_type,
-                       const char *client_ip = nullptr);
+                       Jsonb *body, const segment::MessageType *implied_type, const char *client_ip = nullptr,
+                       segment::SignatureCoverage signature = segment::SignatureCoverage::None);
 
 // For a body that json_to_jsonb() refused: dead-letters each message holding a value Postgres cannot store,
 // on its own and with its own bytes, and queues the others as ingest_queue_body() would. Returns false (with
-// a palloc'd *error) when the body is not JSON at all; the caller then rejects the whole body.
+// a palloc'd *error) when the body is not JSON at all; the caller then rejects the whole body. `signature` as
+// for ingest_queue_body() (a FirstElement signature vouches for nothing once the first element is dropped).
 bool ingest_queue_unparsed_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
                                 const char *body, size_t length, const segment::MessageType *implied_type,
-                                const char *client_ip, char **error);
+                                const char *client_ip, segment::SignatureCoverage signature, char **error);
 
 // Queues one rejection of a whole body (e.g. invalid JSON). Copies `raw` and `detail`.
 void ingest_queue_rejection(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,

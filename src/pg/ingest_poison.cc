@@ -21,7 +21,7 @@ segment::MessageSplit *current_split = nullptr;  // the body being split; replac
 
 bool ingest_queue_unparsed_body(IngestBatch *batch, int32 source_id, int32 request, TimestampTz received_at,
                                 const char *body, size_t length, const segment::MessageType *implied_type,
-                                const char *client_ip, char **error) {
+                                const char *client_ip, segment::SignatureCoverage signature, char **error) {
     run_cpp("splitting a body into messages", [&] {
         delete current_split;
         current_split = nullptr;
@@ -102,7 +102,10 @@ bool ingest_queue_unparsed_body(IngestBatch *batch, int32 source_id, int32 reque
                                rest_length);
         return true;
     }
-    ingest_queue_body(batch, source_id, request, received_at, jsonb, implied_type, client_ip);
+    if (signature == segment::SignatureCoverage::FirstElement && drop[0]) {
+        signature = segment::SignatureCoverage::None;  // the signed element is not among the rest
+    }
+    ingest_queue_body(batch, source_id, request, received_at, jsonb, implied_type, client_ip, signature);
     return true;
 }
 

@@ -20,14 +20,17 @@ extern "C" {
 namespace segment_pg {
 namespace {
 
-constexpr int kEventColumns = 15;
+// The columns of segment_events the INSERT fills; the last, signature_verified, only when the table has it
+// (see events_have_signature_column).
+constexpr int kEventColumns = 16;
 constexpr int kRejectionColumns = 7;
 
 // Prepared once per backend (per extension schema) and kept: the worker flushes thousands of times a second.
 struct Plans {
     Oid schema = InvalidOid;
-    bool stale = false;          // set by ingest_forget_plans(): prepare again before the next use
-    bool returning_ids = false;  // the events' INSERT returns their ids (see can_read_event_ids)
+    bool stale = false;             // set by ingest_forget_plans(): prepare again before the next use
+    bool signature_column = false;  // insert_events fills signature_verified ($16)
+    bool returning_ids = false;     // the events' INSERT returns their ids (see can_read_event_ids)
     SPIPlanPtr insert_events = nullptr;
     SPIPlanPtr insert_rejections = nullptr;
 };
@@ -46,9 +49,13 @@ bool can_read_event_ids(Oid schema) {
            pg_attribute_aclcheck(relid, id, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 }
 
+// (Re)prepares the INSERTs when the schema changed, they were forgotten, signature_verified appeared
+// (ALTER EXTENSION UPDATE while the worker runs) or went away, or RETURNING id is wanted or not any more.
 void prepare_plans(Oid schema, bool returning_ids) {
-    if (plans.schema == schema && !plans.stale && plans.insert_events != nullptr &&
-        plans.insert_rejections != nullptr && plans.returning_ids == returning_ids) {
+    const bool signature_column = events_have_signature_column(schema);
+    if (plans.schema == schema && !plans.stale && plans.signature_column == signature_column &&
+        plans.returning_ids == returning_ids && plans.insert_events != nullptr &&
+        plans.insert_rejections != nullptr) {
         return;
     }
     if (plans.insert_events != nullptr) {
@@ -70,21 +77,24 @@ void prepare_plans(Oid schema, bool returning_ids) {
         &query,
         "INSERT INTO %s.segment_events (source_id, message_id, type, event, name, category, user_id,"
         " anonymous_id, group_id, previous_id, \"timestamp\", original_timestamp, sent_at,"
-        " received_at, payload)"
+        " received_at, payload%s)"
         // unnest in the select list runs in a ProjectSet node, row by row in array order; in FROM (ROWS FROM)
-        // each of the 15 functions would first be materialised into a tuplestore.
+        // each of the 16 functions would first be materialised into a tuplestore.
         " SELECT pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
         " pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
         " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12),"
-        " pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)"
+        " pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)%s"
         " ON CONFLICT (source_id, message_id) DO NOTHING"
         " RETURNING source_id, message_id%s",
-        nsp, returning_ids ? ", id" : "");
+        nsp, signature_column ? ", signature_verified" : "",
+        signature_column ? ", pg_catalog.unnest($16)" : "", returning_ids ? ", id" : "");
     Oid event_types[kEventColumns] = {
-        INT4ARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
-        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
-        TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID};
-    SPIPlanPtr insert_events = SPI_prepare(query.data, kEventColumns, event_types);
+        INT4ARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
+        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
+        TEXTARRAYOID,        TEXTARRAYOID,        TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
+        TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID,       BOOLARRAYOID};
+    SPIPlanPtr insert_events =
+        SPI_prepare(query.data, signature_column ? kEventColumns : kEventColumns - 1, event_types);
     if (insert_events == nullptr) {
         elog(ERROR, "could not prepare the insert into segment_events: %s",
              SPI_result_code_string(SPI_result));
@@ -109,6 +119,7 @@ void prepare_plans(Oid schema, bool returning_ids) {
     plans.insert_events = insert_events;
     plans.insert_rejections = insert_rejections;
     plans.schema = schema;
+    plans.signature_column = signature_column;
 }
 
 // One-dimensional array of `count` elements with optional nulls.
@@ -190,15 +201,17 @@ void insert_events(IngestBatch *batch, int from, int count) {
         nulls[12][i] = event.sent_at_null;
         columns[13][i] = TimestampTzGetDatum(event.received_at);
         columns[14][i] = JsonbPGetDatum(event.payload);
+        columns[15][i] = BoolGetDatum(event.signature_verified);
     }
     static const Oid element_types[kEventColumns] = {
-        INT4OID, TEXTOID, TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID, TEXTOID,
-        TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID};
+        INT4OID, TEXTOID, TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID,  TEXTOID,
+        TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, BOOLOID};
+    prepare_plans(batch->schema, can_read_event_ids(batch->schema));  // the current user's privilege
     Datum arguments[kEventColumns];
-    for (int c = 0; c < kEventColumns; ++c) {
+    const int argument_count = plans.signature_column ? kEventColumns : kEventColumns - 1;
+    for (int c = 0; c < argument_count; ++c) {
         arguments[c] = make_array(columns[c], nulls[c], count, element_types[c]);
     }
-    prepare_plans(batch->schema, can_read_event_ids(batch->schema));  // the current user's privilege
     // A transaction id before the first id is drawn (see direct_insert.cc).
     (void)GetCurrentTransactionId();
     int rc = SPI_execute_plan(plans.insert_events, arguments, nullptr, false, 0);

@@ -17,14 +17,16 @@ namespace {
 struct RulePlans {
     Oid schema = InvalidOid;
     bool stale = false;
+    bool signature_column = false;  // insert fills signature_verified ($16)
     SPIPlanPtr probe = nullptr;
     SPIPlanPtr insert = nullptr;
 };
 RulePlans rule_plans;
 
 void prepare(Oid schema) {
-    if (rule_plans.schema == schema && !rule_plans.stale && rule_plans.probe != nullptr &&
-        rule_plans.insert != nullptr) {
+    const bool signature_column = events_have_signature_column(schema);
+    if (rule_plans.schema == schema && !rule_plans.stale && rule_plans.signature_column == signature_column &&
+        rule_plans.probe != nullptr && rule_plans.insert != nullptr) {
         return;
     }
     if (rule_plans.probe != nullptr) {
@@ -42,16 +44,16 @@ void prepare(Oid schema) {
     if (probe == nullptr) {
         elog(ERROR, "could not prepare the probe of segment_events: %s", SPI_result_code_string(SPI_result));
     }
-    Oid insert_types[15] = {INT4OID,        TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID,
-                            TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID,        TEXTOID,
-                            TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID};
+    Oid insert_types[16] = {INT4OID,        TEXTOID,        TEXTOID,  TEXTOID, TEXTOID,        TEXTOID,
+                            TEXTOID,        TEXTOID,        TEXTOID,  TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+                            TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, BOOLOID};
     SPIPlanPtr insert = SPI_prepare(
         psprintf(
             "INSERT INTO %s.segment_events (source_id, message_id, type, event, name, category, user_id,"
             " anonymous_id, group_id, previous_id, \"timestamp\", original_timestamp, sent_at, received_at,"
-            " payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            nsp),
-        15, insert_types);
+            " payload%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15%s)",
+            nsp, signature_column ? ", signature_verified" : "", signature_column ? ", $16" : ""),
+        signature_column ? 16 : 15, insert_types);
     if (insert == nullptr) {
         elog(ERROR, "could not prepare the insert into segment_events: %s",
              SPI_result_code_string(SPI_result));
@@ -61,6 +63,7 @@ void prepare(Oid schema) {
     rule_plans.probe = probe;
     rule_plans.insert = insert;
     rule_plans.schema = schema;
+    rule_plans.signature_column = signature_column;
 }
 
 }  // namespace
@@ -94,8 +97,8 @@ void insert_events_with_rules(Oid schema, PendingEvent *events, const int *order
             event.outcome = EventOutcome::Duplicate;
             continue;
         }
-        Datum values[15];
-        char nulls[15];
+        Datum values[16];
+        char nulls[16];
         memset(nulls, ' ', sizeof nulls);
         values[0] = Int32GetDatum(event.source_id);
         for (int t = 0; t < 9; ++t) {
@@ -109,6 +112,7 @@ void insert_events_with_rules(Oid schema, PendingEvent *events, const int *order
         nulls[12] = event.sent_at_null ? 'n' : ' ';
         values[13] = TimestampTzGetDatum(event.received_at);
         values[14] = JsonbPGetDatum(event.payload);
+        values[15] = BoolGetDatum(event.signature_verified);
         rc = SPI_execute_plan(rule_plans.insert, values, nulls, false, 0);
         if (rc < 0) {
             elog(ERROR, "insert into segment_events failed: %s", SPI_result_code_string(rc));

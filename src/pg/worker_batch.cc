@@ -109,13 +109,13 @@ void queue_request(size_t index) {
         const char *client_ip = request.client_ip.empty() ? nullptr : request.client_ip.c_str();
         if (jsonb != nullptr) {
             ingest_queue_body(&batch, request.source_id, static_cast<int32>(index), request.received_at,
-                              jsonb, implied_type, client_ip);
+                              jsonb, implied_type, client_ip, request.signature);
             return;
         }
         // A value Postgres cannot store costs only the message that holds it.
         if (ingest_queue_unparsed_body(&batch, request.source_id, static_cast<int32>(index),
                                        request.received_at, body.data(), body.size(), implied_type, client_ip,
-                                       &error_message)) {
+                                       request.signature, &error_message)) {
             return;
         }
         run_cpp("recording a parse error", [&] {
@@ -378,6 +378,7 @@ void take_ready_requests() {
             pending.has_implied_type = decision.implied_type.has_value();
             pending.implied_type = decision.implied_type.value_or(segment::MessageType::Track);
             pending.client_ip = std::move(decision.client_ip);
+            pending.signature = decision.signature;
             pending.headers = std::move(decision.headers);
             pending.accepted = pending.duplicates = pending.rejected = 0;
             pending.rate_charged = decision.max_events_per_second.has_value();

@@ -34,6 +34,8 @@ struct PendingRequest {
     bool has_implied_type;
     segment::MessageType implied_type;
     std::string client_ip;  // fills context.ip (tracking API endpoints); empty for webhooks
+    segment::SignatureCoverage
+        signature;  // what a verified X-Signature covered: segment_events.signature_verified
     std::vector<std::pair<std::string, std::string>> headers;  // CORS, on the final answer too
     int64 accepted, duplicates, rejected;
     bool rate_charged;  // its events were charged to its source's rate limit (given back if not stored)

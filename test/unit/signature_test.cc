@@ -95,6 +95,25 @@ TEST(VerifySignature, WholeBodyOrFirstElement) {
     EXPECT_FALSE(segment::verify_signature(first, hex_hmac(secret, batch), secret));
 }
 
+TEST(SignatureCoverage, SaysWhatTheSignatureVouchesFor) {
+    using segment::SignatureCoverage;
+    const std::string secret = "s";
+    const std::string first = R"({"type":"track","event":"A","userId":"u"})";
+    const std::string batch = "[" + first + R"(,{"type":"track","event":"B","userId":"u"}])";
+    EXPECT_EQ(segment::signature_coverage(first, hex_hmac(secret, first), secret),
+              SignatureCoverage::WholeBody);
+    EXPECT_EQ(segment::signature_coverage(batch, hex_hmac(secret, batch), secret),
+              SignatureCoverage::WholeBody);
+    EXPECT_EQ(segment::signature_coverage(batch, hex_hmac(secret, first), secret),
+              SignatureCoverage::FirstElement);
+    EXPECT_EQ(segment::signature_coverage(batch, hex_hmac("other", batch), secret), SignatureCoverage::None);
+    EXPECT_EQ(segment::signature_coverage(batch, "not hex", secret), SignatureCoverage::None);
+    // A one-element array signed over its element: still only the element's bytes, which are the message.
+    const std::string single = "[" + first + "]";
+    EXPECT_EQ(segment::signature_coverage(single, hex_hmac(secret, first), secret),
+              SignatureCoverage::FirstElement);
+}
+
 TEST(VerifySignature, MalformedSignaturesAreFalse) {
     EXPECT_FALSE(segment::verify_signature("body", "", "k"));
     EXPECT_FALSE(segment::verify_signature("body", "sha1=" + hex_hmac("k", "body"), "k"));

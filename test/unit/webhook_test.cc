@@ -109,6 +109,113 @@ TEST_F(WebhookTest, SignaturesWholeBodyOrFirstElement) {
     EXPECT_NE(missing.response.body.find("invalid_signature"), std::string::npos);
 }
 
+TEST(SourceDirectory, FindsASourceByItsPreviousWriteKeyWhileItLasts) {
+    std::vector<segment::SourceInfo> sources(2);
+    sources[0].id = 1;
+    sources[0].write_key = "new-key-1";
+    sources[0].previous_write_key = "old-key-1";
+    sources[1].id = 2;
+    sources[1].write_key = "key-2";
+    sources[1].previous_write_key = "new-key-1";  // another source's current key: that source wins
+    segment::SourceDirectory directory;
+    directory.replace(sources);
+    EXPECT_EQ(directory.size(), 2u);
+    ASSERT_NE(directory.find("new-key-1"), nullptr);
+    EXPECT_EQ(directory.find("new-key-1")->id, 1);
+    ASSERT_NE(directory.find("old-key-1"), nullptr);
+    EXPECT_EQ(directory.find("old-key-1")->id, 1);
+    ASSERT_NE(directory.find("key-2"), nullptr);
+    EXPECT_EQ(directory.find("key-2")->id, 2);
+    EXPECT_EQ(directory.find("nope"), nullptr);
+    EXPECT_EQ(directory.find(""), nullptr);  // an absent previous key (empty) matches nothing
+    // The grace ended: the worker reloads the source without its previous key.
+    sources[0].previous_write_key.clear();
+    directory.replace(sources);
+    EXPECT_EQ(directory.find("old-key-1"), nullptr);
+    EXPECT_EQ(directory.find("new-key-1")->id, 1);
+}
+
+TEST_F(WebhookTest, PreviousWriteKeyAndSecretAreAcceptedWhileTheyLast) {
+    std::vector<segment::SourceInfo> sources(1);
+    sources[0].id = 7;
+    sources[0].write_key = "rotated-key";
+    sources[0].previous_write_key = "former-key";
+    sources[0].shared_secret = "new-secret";
+    sources[0].previous_shared_secret = "old-secret";
+    directory.replace(sources);
+    for (const std::string key : {"rotated-key", "former-key"}) {
+        for (const std::string secret : {"new-secret", "old-secret"}) {
+            const auto decision = decide(post("/v1/webhook?writeKey=" + key, kMessage,
+                                              "X-Signature: " + hex_hmac(secret, kMessage) + "\r\n"));
+            EXPECT_EQ(decision.action, WebhookAction::Ingest) << key << " " << secret;
+            EXPECT_EQ(decision.source_id, 7);
+            EXPECT_EQ(decision.signature, segment::SignatureCoverage::WholeBody);
+        }
+    }
+    const auto wrong = decide(post("/v1/webhook?writeKey=rotated-key", kMessage,
+                                   "X-Signature: " + hex_hmac("older-secret", kMessage) + "\r\n"));
+    EXPECT_EQ(wrong.response.status, 401);
+    // Once the grace ended, neither the previous key nor the previous secret is accepted.
+    sources[0].previous_write_key.clear();
+    sources[0].previous_shared_secret.reset();
+    directory.replace(sources);
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=former-key", kMessage,
+                          "X-Signature: " + hex_hmac("new-secret", kMessage) + "\r\n"))
+                  .response.status,
+              401);
+    const auto old_secret = decide(post("/v1/webhook?writeKey=rotated-key", kMessage,
+                                        "X-Signature: " + hex_hmac("old-secret", kMessage) + "\r\n"));
+    EXPECT_EQ(old_secret.response.status, 401);
+    EXPECT_NE(old_secret.response.body.find("invalid_signature"), std::string::npos);
+}
+
+TEST_F(WebhookTest, TheDecisionSaysWhatTheSignatureCovered) {
+    using segment::SignatureCoverage;
+    const std::string batch = "[" + kMessage + R"(,{"type":"page","name":"P","userId":"u"}])";
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=signed-key", batch,
+                          "X-Signature: " + hex_hmac("s3cret", batch) + "\r\n"))
+                  .signature,
+              SignatureCoverage::WholeBody);
+    EXPECT_EQ(decide(post("/v1/webhook?writeKey=signed-key", batch,
+                          "X-Signature: " + hex_hmac("s3cret", kMessage) + "\r\n"))
+                  .signature,
+              SignatureCoverage::FirstElement);
+    // A source without a secret ignores X-Signature: nothing is verified.
+    const auto unsigned_source = decide(
+        post("/v1/webhook?writeKey=open-key", batch, "X-Signature: " + hex_hmac("s3cret", batch) + "\r\n"));
+    EXPECT_EQ(unsigned_source.action, WebhookAction::Ingest);
+    EXPECT_EQ(unsigned_source.signature, SignatureCoverage::None);
+    // Newline-delimited JSON signed as sent covers every line.
+    const std::string lines = kMessage + "\n" + kMessage + "\n";
+    const auto ndjson = decide(
+        post("/v1/webhook?writeKey=signed-key", lines, "X-Signature: " + hex_hmac("s3cret", lines) + "\r\n"));
+    EXPECT_EQ(ndjson.action, WebhookAction::Ingest);
+    EXPECT_EQ(ndjson.signature, SignatureCoverage::WholeBody);
+}
+
+TEST_F(WebhookTest, RequireFullSignatureRefusesAFirstElementSignature) {
+    std::vector<segment::SourceInfo> sources(1);
+    sources[0].id = 9;
+    sources[0].write_key = "strict-key";
+    sources[0].shared_secret = "new-secret";
+    sources[0].previous_shared_secret = "old-secret";
+    sources[0].require_full_signature = true;
+    directory.replace(sources);
+    const std::string batch = "[" + kMessage + R"(,{"type":"page","name":"P","userId":"u"}])";
+    for (const std::string secret : {"new-secret", "old-secret"}) {
+        const auto first = decide(post("/v1/webhook?writeKey=strict-key", batch,
+                                       "X-Signature: " + hex_hmac(secret, kMessage) + "\r\n"));
+        EXPECT_EQ(first.action, WebhookAction::Respond);
+        EXPECT_EQ(first.response.status, 401);
+        EXPECT_NE(first.response.body.find("invalid_signature"), std::string::npos);
+        EXPECT_NE(first.response.body.find("whole body"), std::string::npos);
+        const auto whole = decide(post("/v1/webhook?writeKey=strict-key", batch,
+                                       "X-Signature: " + hex_hmac(secret, batch) + "\r\n"));
+        EXPECT_EQ(whole.action, WebhookAction::Ingest);
+        EXPECT_EQ(whole.signature, segment::SignatureCoverage::WholeBody);
+    }
+}
+
 TEST_F(WebhookTest, InvalidJsonFromAKnownSourceIsIngestedAsADeadLetter) {
     // A one-line body from a known key is left to the database step's parse (which refuses it the same way).
     const auto deferred = decide(post("/v1/webhook?writeKey=open-key", "{\"type\":"));
