@@ -35,8 +35,10 @@ COMMENT ON COLUMN segment_sources.honor_deletions IS 'when true, Segment''s dele
 -- tracking API fills from the connection).
 CREATE FUNCTION segment_retry_content(payload jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN (payload - ARRAY['sentAt', 'receivedAt', 'writeKey']) #- '{context,ip}';
-COMMENT ON FUNCTION segment_retry_content(jsonb) IS 'a message without what may change between two sends of it (sentAt, receivedAt, writeKey, context.ip): two sends of one message have the same retry content';
+    RETURN CASE WHEN (payload #- '{context,ip}') -> 'context' = '{}'::jsonb  -- a context of our ip only is none
+                THEN payload - ARRAY['sentAt', 'receivedAt', 'writeKey', 'context']
+                ELSE (payload - ARRAY['sentAt', 'receivedAt', 'writeKey']) #- '{context,ip}' END;
+COMMENT ON FUNCTION segment_retry_content(jsonb) IS 'a message without what may change between two sends of it (sentAt, receivedAt, writeKey, context.ip, and a context left empty without it): two sends of one message have the same retry content';
 
 -- Which of the given messages (ordinal positions, from 1) are stored with another retry content. Run by the ingest
 -- role for the duplicates of a batch (rare); it sees no payload, only whether one differs.

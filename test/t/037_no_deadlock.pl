@@ -70,7 +70,7 @@ sub run_client
     {
         my @ids = (shuffle(1 .. $pool_size))[ 0 .. $batch_size - 1 ];
         my $body = encode_json_compact(
-            [ map { track_message(pool_id($round, $_), properties => { client => $client }) } @ids ]);
+            [ map { track_message(pool_id($round, $_)) } @ids ]);    # every client sends the same messages
         $connection = undef if $round % 2;
         $connection //= http_connect($port, timeout => 30);
 

@@ -102,11 +102,23 @@ answer_is(
         headers => [ [ 'X-Forwarded-For', '192.0.2.44' ] ]),
     0, 1, 0, 'tracking API: a retry is a duplicate');
 
+# A message without context: the tracking API adds one holding only context.ip; the same message on the webhook
+# endpoint, which adds none, is still a duplicate.
+my $bare = encode_json_compact({ type => 'track', event => 'Bare', userId => 'user-3', messageId => 'bare-1' });
+answer_is(post_webhook($port, $bare, key => $key, key_in => 'basic', path => '/v1/track'), 1, 0, 0,
+    'tracking API: a message without context');
+is(sql(q{SELECT payload->'context' ? 'ip' FROM segment_events WHERE message_id = 'bare-1'}), 't',
+    'tracking API: stored with context.ip');
+answer_is(post_webhook($port, $bare, key => $key), 0, 1, 0,
+    'the same message on /v1/webhook (no context at all) is a duplicate');
+
 # segment_ingest, the SQL door, takes the same path.
 is( sql(q{SELECT segment_ingest('retries', '{"type":"track","event":"Signed Up","userId":"user-2","messageId":"tracked-1","properties":{"plan":"pro"}}')}),
     '0', 'segment_ingest: a conflicting message stores nothing');
 is(conflicts('tracked-1'), '1', 'segment_ingest: it is dead-lettered as message_id_conflict');
 is(sql(q{SELECT segment_retry_content('{"sentAt":"x","receivedAt":"y","writeKey":"k","context":{"ip":"1.2.3.4","locale":"fr"},"event":"e"}')}),
     '{"event": "e", "context": {"locale": "fr"}}', 'segment_retry_content drops sentAt, receivedAt, writeKey and context.ip');
+is(sql(q{SELECT segment_retry_content('{"context":{"ip":"1.2.3.4"},"event":"e"}')}), '{"event": "e"}',
+    'segment_retry_content: a context holding only ip is dropped');
 
 done_testing();
