@@ -66,8 +66,8 @@ void append_two_digits(int value, std::string *out) {
     out->push_back(static_cast<char>('0' + value % 10));
 }
 
-// Length of the valid UTF-8 sequence starting at s[i] (RFC 3629: no overlongs, no surrogates, <= U+10FFFF),
-// or 0 if it is not one.
+}  // namespace
+
 size_t utf8_sequence_length(std::string_view s, size_t i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     size_t length;
@@ -98,8 +98,6 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
     }
     return length;
 }
-
-}  // namespace
 
 std::string_view http_reason_phrase(int status) {
     switch (status) {

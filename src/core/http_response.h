@@ -40,6 +40,10 @@ std::string_view http_reason_phrase(int status);
 void append_http_response(const HttpResponse &response, std::string *out);
 std::string serialize_http_response(const HttpResponse &response);
 
+// Length of the valid UTF-8 sequence starting at s[i] (RFC 3629: no overlongs, no surrogates, <= U+10FFFF),
+// or 0 if it is not one. i < s.size().
+size_t utf8_sequence_length(std::string_view s, size_t i);
+
 // Appends s as a JSON string literal, quotes included: '"' and '\\' escaped, control characters as \u00XX,
 // and bytes that are not valid UTF-8 replaced by \ufffd so the body is always valid JSON.
 void append_json_string(std::string_view s, std::string *out);

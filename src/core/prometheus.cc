@@ -1,47 +1,13 @@
 // The Prometheus text exposition format (0.0.4). See prometheus.h.
 #include "core/prometheus.h"
 
+#include "core/http_response.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
 namespace segment {
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i] (RFC 3629), or 0 when there is none.
-size_t valid_utf8_length(std::string_view s, size_t i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-        return 1;
-    }
-    size_t length = 0;
-    unsigned char low = 0x80, high = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        length = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        length = 3;
-        low = c == 0xe0 ? 0xa0 : 0x80;
-        high = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        length = 4;
-        low = c == 0xf0 ? 0x90 : 0x80;
-        high = c == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 0;
-    }
-    if (s.size() - i < length) {
-        return 0;
-    }
-    for (size_t k = 1; k < length; ++k) {
-        const unsigned char b = static_cast<unsigned char>(s[i + k]);
-        if (k == 1 ? (b < low || b > high) : (b < 0x80 || b > 0xbf)) {
-            return 0;
-        }
-    }
-    return length;
-}
-
-}  // namespace
 
 std::string escape_prometheus_label_value(std::string_view value) {
     std::string out;
@@ -55,7 +21,7 @@ std::string escape_prometheus_label_value(std::string_view value) {
         } else if (c == '\n') {
             out += "\\n";
         } else {
-            const size_t length = valid_utf8_length(value, i);
+            const size_t length = utf8_sequence_length(value, i);
             if (length == 0) {
                 out += "\xef\xbf\xbd";  // U+FFFD
                 ++i;

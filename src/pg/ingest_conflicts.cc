@@ -32,14 +32,6 @@ Oid find_conflicts_function(Oid schema) {
     return LookupFuncName(name, 3, argument_types, true);
 }
 
-Datum make_array(Datum *elements, int count, Oid element_type) {
-    int16 length;
-    bool by_value;
-    char align;
-    get_typlenbyvalalign(element_type, &length, &by_value, &align);
-    return PointerGetDatum(construct_array(elements, count, element_type, length, by_value, align));
-}
-
 }  // namespace
 
 void reject_conflicting_duplicates(IngestBatch *batch) {
@@ -71,8 +63,9 @@ void reject_conflicting_duplicates(IngestBatch *batch) {
             ++n;
         }
     }
-    Datum arguments[3] = {make_array(sources, n, INT4OID), make_array(message_ids, n, TEXTOID),
-                          make_array(payloads, n, JSONBOID)};
+    Datum arguments[3] = {make_array(sources, nullptr, n, INT4OID),
+                          make_array(message_ids, nullptr, n, TEXTOID),
+                          make_array(payloads, nullptr, n, JSONBOID)};
     Oid argument_types[3] = {INT4ARRAYOID, TEXTARRAYOID, JSONBARRAYOID};
     char *query =
         psprintf("SELECT %s.segment_message_conflicts($1, $2, $3)", quoted_schema_name(batch->schema));

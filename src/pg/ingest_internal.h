@@ -8,6 +8,10 @@
 
 namespace segment_pg {
 
+// A one-dimensional array of `count` elements (nulls may be null: no element is NULL), in the current memory
+// context.
+Datum make_array(Datum *elements, bool *nulls, int count, Oid element_type);
+
 // Appends a rejection to the batch (in the batch's memory context; the caller has switched to it).
 void add_rejection(IngestBatch *batch, const PendingRejection &rejection);
 

@@ -5,6 +5,7 @@
 
 #include "pg/ingest_policy.h"
 #include "pg/catalog.h"
+#include "pg/ingest_internal.h"
 
 #include "pg/postgres_headers.h"
 
@@ -28,14 +29,6 @@ int compare_ids(const SuppressedId &a, const SuppressedId &b) {
 
 int compare_suppressed(const void *a, const void *b) {
     return compare_ids(*static_cast<const SuppressedId *>(a), *static_cast<const SuppressedId *>(b));
-}
-
-Datum make_array(Datum *elements, int count, Oid element_type) {
-    int16 length;
-    bool by_value;
-    char align;
-    get_typlenbyvalalign(element_type, &length, &by_value, &align);
-    return PointerGetDatum(construct_array(elements, count, element_type, length, by_value, align));
 }
 
 }  // namespace
@@ -135,7 +128,8 @@ void insert_deletion_requests(IngestBatch *batch) {
         " SELECT pg_catalog.unnest($1), pg_catalog.unnest($2)",
         quoted_schema_name(batch->schema));
     Oid types[2] = {INT4ARRAYOID, TEXTARRAYOID};
-    Datum values[2] = {make_array(sources, count, INT4OID), make_array(users, count, TEXTOID)};
+    Datum values[2] = {make_array(sources, nullptr, count, INT4OID),
+                       make_array(users, nullptr, count, TEXTOID)};
     const int rc = SPI_execute_with_args(query, 2, types, values, nullptr, false, 0);
     if (rc != SPI_OK_INSERT) {
         elog(ERROR, "insert into segment_deletions failed: %s", SPI_result_code_string(rc));

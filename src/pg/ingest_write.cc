@@ -122,18 +122,6 @@ void prepare_plans(Oid schema, bool returning_ids) {
     plans.signature_column = signature_column;
 }
 
-// One-dimensional array of `count` elements with optional nulls.
-Datum make_array(Datum *elements, bool *nulls, int count, Oid element_type) {
-    int16 length;
-    bool by_value;
-    char align;
-    get_typlenbyvalalign(element_type, &length, &by_value, &align);
-    int dims[1] = {count};
-    int lower_bounds[1] = {1};
-    return PointerGetDatum(
-        construct_md_array(elements, nulls, 1, dims, lower_bounds, element_type, length, by_value, align));
-}
-
 bool same_text(Datum a, Datum b) {
     text *left = DatumGetTextPP(a);
     text *right = DatumGetTextPP(b);
@@ -330,6 +318,17 @@ ErrorData *insert_with_retries(IngestBatch *batch, int from, int count) {
 }
 
 }  // namespace
+
+Datum make_array(Datum *elements, bool *nulls, int count, Oid element_type) {
+    int16 length;
+    bool by_value;
+    char align;
+    get_typlenbyvalalign(element_type, &length, &by_value, &align);
+    int dims[1] = {count};
+    int lower_bounds[1] = {1};
+    return PointerGetDatum(
+        construct_md_array(elements, nulls, 1, dims, lower_bounds, element_type, length, by_value, align));
+}
 
 bool error_is_about_the_message(int sqlerrcode) {
     switch (ERRCODE_TO_CATEGORY(sqlerrcode)) {
