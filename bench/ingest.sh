@@ -213,12 +213,16 @@ GRANT INSERT ON segment_events, segment_rejected TO segment_ingest;
 -- Not in the README's list, but needed (2026-11-22): the worker's INSERT ... RETURNING source_id, message_id
 -- reads those columns, and without SELECT on them every batch fails with "permission denied".
 GRANT SELECT (source_id, message_id) ON segment_events TO segment_ingest;
--- From 0.4 (user deletion): the worker reads the suppressed ids and records deletion notifications.
+-- From 0.4: the worker reads the suppressed ids, records deletion notifications, and compares duplicates with
+-- what is stored (message_id_conflict).
 DO \$\$
 BEGIN
     IF to_regclass('segment_suppressions') IS NOT NULL THEN
         GRANT SELECT ON segment_suppressions TO segment_ingest;
         GRANT INSERT (source_id, user_id) ON segment_deletions TO segment_ingest;
+    END IF;
+    IF to_regprocedure('segment_message_conflicts(integer[], text[], jsonb[])') IS NOT NULL THEN
+        GRANT EXECUTE ON FUNCTION segment_message_conflicts(integer[], text[], jsonb[]) TO segment_ingest;
     END IF;
 END
 \$\$;
