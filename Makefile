@@ -3,8 +3,8 @@
 
 EXTENSION = segment_webhook
 MODULE_big = segment_webhook
-DATA = sql/segment_webhook--0.1.sql sql/segment_webhook--0.2.sql sql/segment_webhook--0.3.sql sql/segment_webhook--0.4.sql \
-	sql/segment_webhook--0.1--0.2.sql sql/segment_webhook--0.2--0.3.sql sql/segment_webhook--0.3--0.4.sql
+DATA = sql/segment_webhook--0.1.sql sql/segment_webhook--0.2.sql sql/segment_webhook--0.3.sql sql/segment_webhook--0.4.sql sql/segment_webhook--0.5.sql \
+	sql/segment_webhook--0.1--0.2.sql sql/segment_webhook--0.2--0.3.sql sql/segment_webhook--0.3--0.4.sql sql/segment_webhook--0.4--0.5.sql
 
 # Out-of-tree (VPATH) builds, as pg_buildext does for the Debian package (`make -f <tree>/Makefile VPATH=<tree>`
 # in build-15/): sources are found under $(srcdir) (`.` in-tree; PGXS sets it), objects and bitcode go to the

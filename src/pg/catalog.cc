@@ -25,6 +25,11 @@ bool events_have_signature_column(Oid schema) {
     return column != InvalidAttrNumber && get_atttype(relid, column) == BOOLOID;
 }
 
+bool events_are_partitioned(Oid schema) {
+    const Oid relid = OidIsValid(schema) ? get_relname_relid("segment_events", schema) : InvalidOid;
+    return OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE;
+}
+
 const char *quoted_schema_name(Oid schema) {
     const char *name = OidIsValid(schema) ? get_namespace_name(schema) : nullptr;
     if (name == nullptr) {

@@ -26,6 +26,10 @@ Oid find_ingest_role();
 // (or one whose column a user dropped). False when the table does not exist. Needs a transaction.
 bool events_have_signature_column(Oid schema);
 
+// Whether segment_events in `schema` is partitioned (version 0.5 on): its messages are then deduplicated
+// through segment_event_keys rather than a unique index of its own. False when it does not exist.
+bool events_are_partitioned(Oid schema);
+
 // What a worker's 503 says when writing failed: "storage_misconfigured" for errors about the extension's own
 // objects (a table, column, schema or privilege missing or changed: 3F, 42 and 0A classes), else
 // "database_unavailable" (lock timeout, read-only, disk full, shutdown, ...).

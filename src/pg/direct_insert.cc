@@ -1,6 +1,7 @@
 // Direct heap multi-insert of a batch of events. See direct_insert.h. Plain C-style code over Postgres'
 // executor helpers (the same ones COPY FROM uses); no C++ object with a destructor lives in these frames.
 #include "pg/direct_insert.h"
+#include "pg/direct_insert_internal.h"
 
 #include "pg/postgres_headers.h"
 
@@ -25,8 +26,6 @@ namespace {
 // The columns as the extension creates them, in order: the first 16 before version 0.4, all 17 since (0.4
 // added signature_verified). Filling a slot ourselves is what an INSERT would do only while the table has
 // exactly these: same names, types (no typmod), collations, nothing generated.
-constexpr int kColumns = 17;
-constexpr int kColumnsBefore04 = 16;
 struct ExpectedColumn {
     const char *name;
     Oid type;
@@ -49,13 +48,13 @@ const ExpectedColumn kExpectedColumns[kColumns] = {{"id", INT8OID},
                                                    {"payload", JSONBOID},
                                                    {"signature_verified", BOOLOID}};
 
-// Whether the table is exactly as the extension created it. Anything else (triggers, rules, row security, a
-// partitioned table or a partition, extra, dropped or retyped columns, another collation) takes the INSERT
-// path, which applies all of it.
-bool table_is_plain(Relation rel) {
+}  // namespace
+
+bool events_table_is_plain(Relation rel) {
     const TupleDesc descriptor = RelationGetDescr(rel);
-    if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition || rel->trigdesc != nullptr ||
-        rel->rd_rules != nullptr || rel->rd_rel->relrowsecurity ||
+    const char kind = rel->rd_rel->relkind;
+    if ((kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE) || rel->rd_rel->relispartition ||
+        rel->trigdesc != nullptr || rel->rd_rules != nullptr || rel->rd_rel->relrowsecurity ||
         (descriptor->natts != kColumns && descriptor->natts != kColumnsBefore04)) {
         return false;
     }
@@ -72,8 +71,7 @@ bool table_is_plain(Relation rel) {
     return TupleDescAttr(descriptor, 0)->attidentity != '\0';
 }
 
-// The unique index on (source_id, message_id), or InvalidOid.
-Oid message_index(Relation rel) {
+Oid unique_key_index(Relation rel, AttrNumber source_column, AttrNumber message_column) {
     List *indexes = RelationGetIndexList(rel);
     Oid found = InvalidOid;
     ListCell *cell;
@@ -83,9 +81,9 @@ Oid message_index(Relation rel) {
         // The probe compares keys the way this index does; message ids repeated inside a batch are found
         // bytewise, which is the index's equality only under the default collation.
         if (form->indisunique && form->indisvalid && form->indisready && form->indimmediate &&
-            form->indnkeyatts == 2 && form->indkey.values[0] == 2 && form->indkey.values[1] == 3 &&
-            index->rd_indcollation[1] == DEFAULT_COLLATION_OID && RelationGetIndexPredicate(index) == NIL &&
-            RelationGetIndexExpressions(index) == NIL) {
+            form->indnkeyatts == 2 && form->indkey.values[0] == source_column &&
+            form->indkey.values[1] == message_column && index->rd_indcollation[1] == DEFAULT_COLLATION_OID &&
+            RelationGetIndexPredicate(index) == NIL && RelationGetIndexExpressions(index) == NIL) {
             found = RelationGetRelid(index);
         }
         index_close(index, AccessShareLock);
@@ -94,7 +92,44 @@ Oid message_index(Relation rel) {
     return found;
 }
 
-}  // namespace
+void fill_event_slot(TupleTableSlot *slot, const PendingEvent &event) {
+    ExecClearTuple(slot);
+    Datum *values = slot->tts_values;
+    bool *nulls = slot->tts_isnull;
+    values[0] = Int64GetDatum(0);  // the id is drawn later, only for rows that are inserted
+    nulls[0] = false;
+    values[1] = Int32GetDatum(event.source_id);
+    nulls[1] = false;
+    for (int t = 0; t < 9; ++t) {
+        values[2 + t] = event.text_columns[t];
+        nulls[2 + t] = event.text_nulls[t];
+    }
+    values[11] = TimestampTzGetDatum(event.timestamp);
+    nulls[11] = false;
+    values[12] = TimestampTzGetDatum(event.original_timestamp);
+    nulls[12] = event.original_timestamp_null;
+    values[13] = TimestampTzGetDatum(event.sent_at);
+    nulls[13] = event.sent_at_null;
+    values[14] = TimestampTzGetDatum(event.received_at);
+    nulls[14] = false;
+    values[15] = JsonbPGetDatum(event.payload);
+    nulls[15] = false;
+    if (slot->tts_tupleDescriptor->natts > kColumnsBefore04) {
+        values[16] = BoolGetDatum(event.signature_verified);
+        nulls[16] = false;
+    }
+    ExecStoreVirtualTuple(slot);
+}
+
+bool *repeated_keys(const PendingEvent *events, const int *order, int count) {
+    bool *repeated = static_cast<bool *>(palloc0(sizeof(bool) * count));
+    for (int k = 1; k < count; ++k) {
+        if (compare_events_by_key(&events[order[k - 1]], &events[order[k]]) == 0) {
+            repeated[order[k]] = true;
+        }
+    }
+    return repeated;
+}
 
 bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, int count, int64 *stored) {
     *stored = 0;
@@ -106,7 +141,12 @@ bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, 
     if (rel == nullptr) {
         return false;  // dropped since the name was looked up
     }
-    const Oid unique_index = table_is_plain(rel) ? message_index(rel) : InvalidOid;
+    if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE) {
+        const bool plain = events_table_is_plain(rel);
+        table_close(rel, NoLock);  // the lock stays until the end of the transaction
+        return plain && insert_partitioned_directly(schema, relid, events, order, count, stored);
+    }
+    const Oid unique_index = events_table_is_plain(rel) ? unique_key_index(rel, 2, 3) : InvalidOid;
     if (!OidIsValid(unique_index)) {
         table_close(rel, RowExclusiveLock);
         return false;
@@ -130,14 +170,8 @@ bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, 
     Relation target = result->ri_RelationDesc;
     List *arbiters = list_make1_oid(unique_index);
 
-    // Messages repeated within the batch: only the first of each key is a candidate. `order` sorts by key,
-    // then by position, so the first of equal keys comes first.
-    bool *repeated = static_cast<bool *>(palloc0(sizeof(bool) * count));
-    for (int k = 1; k < count; ++k) {
-        if (compare_events_by_key(&events[order[k - 1]], &events[order[k]]) == 0) {
-            repeated[order[k]] = true;
-        }
-    }
+    // Messages repeated within the batch: only the first of each key is a candidate.
+    bool *repeated = repeated_keys(events, order, count);
 
     TupleTableSlot **slots = static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * count));
     TupleTableSlot **slot_of = static_cast<TupleTableSlot **>(palloc0(sizeof(TupleTableSlot *) * count));
@@ -153,32 +187,7 @@ bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, 
             continue;
         }
         TupleTableSlot *slot = table_slot_create(target, &estate->es_tupleTable);
-        ExecClearTuple(slot);
-        Datum *values = slot->tts_values;
-        bool *nulls = slot->tts_isnull;
-        values[0] = Int64GetDatum(0);  // the id is drawn below, only for rows that are inserted
-        nulls[0] = false;
-        values[1] = Int32GetDatum(event.source_id);
-        nulls[1] = false;
-        for (int t = 0; t < 9; ++t) {
-            values[2 + t] = event.text_columns[t];
-            nulls[2 + t] = event.text_nulls[t];
-        }
-        values[11] = TimestampTzGetDatum(event.timestamp);
-        nulls[11] = false;
-        values[12] = TimestampTzGetDatum(event.original_timestamp);
-        nulls[12] = event.original_timestamp_null;
-        values[13] = TimestampTzGetDatum(event.sent_at);
-        nulls[13] = event.sent_at_null;
-        values[14] = TimestampTzGetDatum(event.received_at);
-        nulls[14] = false;
-        values[15] = JsonbPGetDatum(event.payload);
-        nulls[15] = false;
-        if (slot->tts_tupleDescriptor->natts > kColumnsBefore04) {
-            values[16] = BoolGetDatum(event.signature_verified);
-            nulls[16] = false;
-        }
-        ExecStoreVirtualTuple(slot);
+        fill_event_slot(slot, event);
         ItemPointerData conflict;
         if (!ExecCheckIndexConstraints(result, slot, estate, &conflict, arbiters)) {
             continue;  // stored before (committed, or by a transaction it waited for)

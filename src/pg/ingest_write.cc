@@ -31,6 +31,7 @@ struct Plans {
     bool stale = false;             // set by ingest_forget_plans(): prepare again before the next use
     bool signature_column = false;  // insert_events fills signature_verified ($16)
     bool returning_ids = false;     // the events' INSERT returns their ids (see can_read_event_ids)
+    bool partitioned = false;       // segment_events is partitioned: keys go to segment_event_keys first
     SPIPlanPtr insert_events = nullptr;
     SPIPlanPtr insert_rejections = nullptr;
 };
@@ -49,13 +50,47 @@ bool can_read_event_ids(Oid schema) {
            pg_attribute_aclcheck(relid, id, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 }
 
+// The INSERT into a partitioned segment_events (0.5 on), which cannot have ON CONFLICT (source_id,
+// message_id): the first of each key of the batch goes into segment_event_keys, whose primary key decides
+// what is new (ON CONFLICT DO NOTHING, with a new id), and only those events are inserted, with that id, in
+// input order (the order RETURNING keeps). Same parameters as the unpartitioned INSERT, $16 included.
+void append_partitioned_insert(StringInfo query, const char *nsp, bool returning_ids) {
+    appendStringInfo(
+        query,
+        "WITH input AS (SELECT pg_catalog.generate_subscripts($1, 1) AS n, pg_catalog.unnest($1) AS "
+        "source_id,"
+        " pg_catalog.unnest($2) AS message_id, pg_catalog.unnest($3) AS type, pg_catalog.unnest($4) AS event,"
+        " pg_catalog.unnest($5) AS name, pg_catalog.unnest($6) AS category, pg_catalog.unnest($7) AS user_id,"
+        " pg_catalog.unnest($8) AS anonymous_id, pg_catalog.unnest($9) AS group_id,"
+        " pg_catalog.unnest($10) AS previous_id, pg_catalog.unnest($11) AS ts,"
+        " pg_catalog.unnest($12) AS original_timestamp, pg_catalog.unnest($13) AS sent_at,"
+        " pg_catalog.unnest($14) AS received_at, pg_catalog.unnest($15) AS payload,"
+        " pg_catalog.unnest($16) AS signature_verified),"
+        " first AS (SELECT DISTINCT ON (source_id, message_id) * FROM input ORDER BY source_id, message_id, "
+        "n),"
+        " new_keys AS (INSERT INTO %1$s.segment_event_keys (source_id, message_id, received_at, event_id)"
+        "  SELECT source_id, message_id, received_at, pg_catalog.nextval(%3$s)"
+        "  FROM first ORDER BY n ON CONFLICT DO NOTHING RETURNING source_id, message_id, event_id)"
+        " INSERT INTO %1$s.segment_events (id, source_id, message_id, type, event, name, category, user_id,"
+        " anonymous_id, group_id, previous_id, \"timestamp\", original_timestamp, sent_at, received_at,"
+        " payload, signature_verified)"
+        " SELECT k.event_id, f.source_id, f.message_id, f.type, f.event, f.name, f.category, f.user_id,"
+        " f.anonymous_id, f.group_id, f.previous_id, f.ts, f.original_timestamp, f.sent_at, f.received_at,"
+        " f.payload, f.signature_verified"
+        " FROM first f JOIN new_keys k ON k.source_id = f.source_id AND k.message_id = f.message_id ORDER BY "
+        "f.n"
+        " RETURNING source_id, message_id%2$s",
+        nsp, returning_ids ? ", id" : "", quote_literal_cstr(psprintf("%s.segment_events_id_seq", nsp)));
+}
+
 // (Re)prepares the INSERTs when the schema changed, they were forgotten, signature_verified appeared
 // (ALTER EXTENSION UPDATE while the worker runs) or went away, or RETURNING id is wanted or not any more.
 void prepare_plans(Oid schema, bool returning_ids) {
     const bool signature_column = events_have_signature_column(schema);
+    const bool partitioned = events_are_partitioned(schema);
     if (plans.schema == schema && !plans.stale && plans.signature_column == signature_column &&
-        plans.returning_ids == returning_ids && plans.insert_events != nullptr &&
-        plans.insert_rejections != nullptr) {
+        plans.partitioned == partitioned && plans.returning_ids == returning_ids &&
+        plans.insert_events != nullptr && plans.insert_rejections != nullptr) {
         return;
     }
     if (plans.insert_events != nullptr) {
@@ -73,21 +108,26 @@ void prepare_plans(Oid schema, bool returning_ids) {
 
     StringInfoData query;
     initStringInfo(&query);
-    appendStringInfo(
-        &query,
-        "INSERT INTO %s.segment_events (source_id, message_id, type, event, name, category, user_id,"
-        " anonymous_id, group_id, previous_id, \"timestamp\", original_timestamp, sent_at,"
-        " received_at, payload%s)"
-        // unnest in the select list runs in a ProjectSet node, row by row in array order; in FROM (ROWS FROM)
-        // each of the 16 functions would first be materialised into a tuplestore.
-        " SELECT pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
-        " pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-        " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12),"
-        " pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)%s"
-        " ON CONFLICT (source_id, message_id) DO NOTHING"
-        " RETURNING source_id, message_id%s",
-        nsp, signature_column ? ", signature_verified" : "",
-        signature_column ? ", pg_catalog.unnest($16)" : "", returning_ids ? ", id" : "");
+    if (partitioned && signature_column) {
+        append_partitioned_insert(&query, nsp, returning_ids);
+    } else {
+        appendStringInfo(
+            &query,
+            "INSERT INTO %s.segment_events (source_id, message_id, type, event, name, category, user_id,"
+            " anonymous_id, group_id, previous_id, \"timestamp\", original_timestamp, sent_at,"
+            " received_at, payload%s)"
+            // unnest in the select list runs in a ProjectSet node, row by row in array order; in FROM (ROWS
+            // FROM) each of the 16 functions would first be materialised into a tuplestore.
+            " SELECT pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+            "pg_catalog.unnest($4),"
+            " pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+            " pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12),"
+            " pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)%s"
+            " ON CONFLICT (source_id, message_id) DO NOTHING"
+            " RETURNING source_id, message_id%s",
+            nsp, signature_column ? ", signature_verified" : "",
+            signature_column ? ", pg_catalog.unnest($16)" : "", returning_ids ? ", id" : "");
+    }
     Oid event_types[kEventColumns] = {
         INT4ARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
         TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,        TEXTARRAYOID,
@@ -120,6 +160,7 @@ void prepare_plans(Oid schema, bool returning_ids) {
     plans.insert_rejections = insert_rejections;
     plans.schema = schema;
     plans.signature_column = signature_column;
+    plans.partitioned = partitioned;
 }
 
 bool same_text(Datum a, Datum b) {

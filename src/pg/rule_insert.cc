@@ -18,6 +18,7 @@ struct RulePlans {
     Oid schema = InvalidOid;
     bool stale = false;
     bool signature_column = false;  // insert fills signature_verified ($16)
+    bool partitioned = false;       // probe inserts the key into segment_event_keys (a row back: new)
     SPIPlanPtr probe = nullptr;
     SPIPlanPtr insert = nullptr;
 };
@@ -25,8 +26,10 @@ RulePlans rule_plans;
 
 void prepare(Oid schema) {
     const bool signature_column = events_have_signature_column(schema);
+    const bool partitioned = events_are_partitioned(schema);
     if (rule_plans.schema == schema && !rule_plans.stale && rule_plans.signature_column == signature_column &&
-        rule_plans.probe != nullptr && rule_plans.insert != nullptr) {
+        rule_plans.partitioned == partitioned && rule_plans.probe != nullptr &&
+        rule_plans.insert != nullptr) {
         return;
     }
     if (rule_plans.probe != nullptr) {
@@ -37,10 +40,17 @@ void prepare(Oid schema) {
     }
     rule_plans = RulePlans();
     const char *nsp = quoted_schema_name(schema);
-    Oid probe_types[2] = {INT4OID, TEXTOID};
+    Oid probe_types[3] = {INT4OID, TEXTOID, TIMESTAMPTZOID};
+    // Partitioned (0.5 on): the key decides, as on the other paths; the event's id is not known (a rule may
+    // put the row anywhere), so the key's event_id stays NULL.
     SPIPlanPtr probe = SPI_prepare(
-        psprintf("SELECT 1 FROM %s.segment_events WHERE source_id = $1 AND message_id = $2 LIMIT 1", nsp), 2,
-        probe_types);
+        partitioned
+            ? psprintf("INSERT INTO %s.segment_event_keys (source_id, message_id, received_at)"
+                       " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1",
+                       nsp)
+            : psprintf("SELECT 1 FROM %s.segment_events WHERE source_id = $1 AND message_id = $2 LIMIT 1",
+                       nsp),
+        partitioned ? 3 : 2, probe_types);
     if (probe == nullptr) {
         elog(ERROR, "could not prepare the probe of segment_events: %s", SPI_result_code_string(SPI_result));
     }
@@ -64,6 +74,7 @@ void prepare(Oid schema) {
     rule_plans.insert = insert;
     rule_plans.schema = schema;
     rule_plans.signature_column = signature_column;
+    rule_plans.partitioned = partitioned;
 }
 
 }  // namespace
@@ -88,12 +99,13 @@ void insert_events_with_rules(Oid schema, PendingEvent *events, const int *order
     for (int k = 0; k < count; ++k) {
         PendingEvent &event = events[order[k]];
         event.id = 0;  // a rule may put the row anywhere: its id is not known here
-        Datum key[2] = {Int32GetDatum(event.source_id), event.text_columns[0]};
+        Datum key[3] = {Int32GetDatum(event.source_id), event.text_columns[0],
+                        TimestampTzGetDatum(event.received_at)};
         int rc = SPI_execute_plan(rule_plans.probe, key, nullptr, false, 1);
-        if (rc != SPI_OK_SELECT) {
+        if (rc != (rule_plans.partitioned ? SPI_OK_INSERT_RETURNING : SPI_OK_SELECT)) {
             elog(ERROR, "probing segment_events failed: %s", SPI_result_code_string(rc));
         }
-        if (SPI_processed > 0) {
+        if ((SPI_processed > 0) != rule_plans.partitioned) {
             event.outcome = EventOutcome::Duplicate;
             continue;
         }

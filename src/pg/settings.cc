@@ -140,6 +140,17 @@ void define_reloadable_settings() {
         "Events beyond it get no relation of their own; they stay in tracks (logged once per "
         "source).",
         &settings.warehouse_max_relations, 500, 0, 100000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    // Read by the maintenance SQL (current_setting) as the extension's owner.
+    DefineCustomIntVariable(
+        "segment_webhook.dedup_window", "How long a stored message's key is kept to detect its retries.",
+        "Deduplication is exact for at least this long after a message was received, across every "
+        "partition of segment_events; a message sent again later is stored again.",
+        &settings.dedup_window_s, 7 * 86400, 3600, INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "segment_webhook.partition_premake",
+        "Days ahead for which day partitions of segment_events are made.",
+        "0: none are made (pg_partman or another tool makes them; the default partition takes the rest).",
+        &settings.partition_premake, 7, 0, 365, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     // Superusers only can read it (SHOW, pg_settings); a reload changes it, and ends the sessions of the
     // previous token (their cookie is derived from it).
     DefineCustomStringVariable(

@@ -31,6 +31,8 @@ struct Settings {
     bool warehouse;
     int warehouse_max_columns;
     int warehouse_max_relations;
+    int dedup_window_s;
+    int partition_premake;
     int admin_port;
     char *admin_listen_addresses;
     char *admin_token;

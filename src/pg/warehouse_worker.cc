@@ -146,6 +146,7 @@ extern "C" PGDLLEXPORT void segment_webhook_warehouse_main(Datum) {
         wait_ms = kPassIntervalMs;
         // Deletion notifications recorded by the ingest workers, warehouse on or off.
         run_pending_deletions();
+        run_maintenance_when_due();
         if (!settings.warehouse) {
             continue;
         }
