@@ -80,24 +80,25 @@ INSERT INTO segment_rejected (source_id, received_at, reason, message_id)
 SELECT s.id, now(), 'missing_event', 'bulk-rejected-' || n
 FROM segment_sources s, generate_series(1, 3000) n WHERE s.name = 'dbg-web';
 ANALYZE segment_events, segment_rejected, segment_sources;
--- (pg_stat_xact_user_tables also shows what this session counted earlier and has not reported yet: report it.)
+-- (segment_events is partitioned: here every row is in its default partition. pg_stat_xact_user_tables also
+-- shows what this session counted earlier and has not reported yet: report it.)
 SELECT pg_stat_force_next_flush();
 BEGIN;
 SELECT count(*) AS rows FROM segment_recent('dbg-app', 5);
 SELECT relname, seq_scan, idx_scan > 0 AS used_an_index, idx_tup_fetch <= 5 AS fetched_at_most_5
-FROM pg_stat_xact_user_tables WHERE relname IN ('segment_events', 'segment_rejected') ORDER BY relname;
+FROM pg_stat_xact_user_tables WHERE relname IN ('segment_events_default', 'segment_rejected') ORDER BY relname;
 COMMIT;
 SELECT pg_stat_force_next_flush();
 BEGIN;
 SELECT count(*) AS rows FROM segment_recent(NULL, 5);
 SELECT relname, seq_scan, idx_scan > 0 AS used_an_index, idx_tup_fetch <= 5 AS fetched_at_most_5
-FROM pg_stat_xact_user_tables WHERE relname IN ('segment_events', 'segment_rejected') ORDER BY relname;
+FROM pg_stat_xact_user_tables WHERE relname IN ('segment_events_default', 'segment_rejected') ORDER BY relname;
 COMMIT;
 SELECT pg_stat_force_next_flush();
 BEGIN;
 SELECT count(*) AS rows FROM segment_recent('dbg-web', 100);
 SELECT relname, seq_scan, idx_scan > 0 AS used_an_index, idx_tup_fetch <= 100 AS fetched_at_most_100
-FROM pg_stat_xact_user_tables WHERE relname IN ('segment_events', 'segment_rejected') ORDER BY relname;
+FROM pg_stat_xact_user_tables WHERE relname IN ('segment_events_default', 'segment_rejected') ORDER BY relname;
 COMMIT;
 DELETE FROM segment_events WHERE message_id LIKE 'bulk-%';
 DELETE FROM segment_rejected WHERE message_id LIKE 'bulk-rejected-%';
