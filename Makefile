@@ -13,7 +13,7 @@ CORE_SRCS = $(wildcard $(srcdir)/src/core/*.cc)
 PG_SRCS = $(wildcard $(srcdir)/src/pg/*.cc)
 OBJS = $(patsubst $(srcdir)/%.cc,%.o,$(CORE_SRCS) $(PG_SRCS))
 
-REGRESS = verify parse sources ingest views privileges replay settings warehouse deletion rotation signature_scope debugger
+REGRESS = verify parse sources ingest views privileges replay settings warehouse deletion rotation signature_scope debugger partitions
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
 
 # TAP tests (PostgreSQL::Test::Cluster): `make installcheck` runs them after pg_regress.

@@ -1669,7 +1669,7 @@ $$;
 -- What depends on the table by name must follow it to the partitioned table. The extension's views are
 -- replaced below; the warehouse views are rebuilt by the warehouse worker (they are marked pending); a view or
 -- publication of the user's that names segment_events keeps reading the 0.4 table, now the default partition,
--- so it is named in a warning.
+-- so it is named in a warning, as is a trigger or rule of the user's on it.
 DO $$
 DECLARE
     dependent record;
@@ -1691,6 +1691,18 @@ BEGIN
         RAISE WARNING USING MESSAGE = format('segment_webhook: %s %s reads segment_events, which is now partitioned: it keeps reading the events stored before this update (the partition segment_events_default)',
                                              CASE dependent.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, dependent.name),
             HINT = 'Create it again (CREATE OR REPLACE VIEW with the same definition) to read every event.';
+    END LOOP;
+    FOR dependent IN
+        SELECT t.tgname AS name, 'trigger' AS kind FROM pg_catalog.pg_trigger t
+        WHERE t.tgrelid = '@extschema@.segment_events'::regclass AND NOT t.tgisinternal
+        UNION ALL
+        SELECT r.rulename, 'rule' FROM pg_catalog.pg_rewrite r
+        WHERE r.ev_class = '@extschema@.segment_events'::regclass AND r.rulename <> '_RETURN'
+        ORDER BY 1
+    LOOP
+        RAISE WARNING USING MESSAGE = format('segment_webhook: %s %I on segment_events stays on the partition segment_events_default (the 0.4 table): it applies only to the events stored there from now on',
+                                             dependent.kind, dependent.name),
+            HINT = format('Create the %s again on segment_events, the partitioned table, to apply it to every event.', dependent.kind);
     END LOOP;
     FOR dependent IN
         SELECT p.pubname FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid
@@ -1773,6 +1785,23 @@ BEGIN
     LOOP
         EXECUTE format('GRANT %s (%I) ON @extschema@.segment_events TO %s', granted.privilege_type, granted.attname,
                        CASE WHEN granted.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(granted.grantee::regrole::text) END);
+    END LOOP;
+END
+$$;
+-- Rows reach the default partition through the partitioned table only: its own grants go.
+DO $$
+DECLARE
+    grantee oid;
+BEGIN
+    FOR grantee IN
+        SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = '@extschema@.segment_events_default'::regclass AND a.grantee <> c.relowner
+        UNION
+        SELECT DISTINCT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = '@extschema@.segment_events_default'::regclass AND t.attacl IS NOT NULL
+    LOOP
+        EXECUTE format('REVOKE ALL ON @extschema@.segment_events_default FROM %s',
+                       CASE WHEN grantee = 0 THEN 'PUBLIC' ELSE quote_ident(grantee::regrole::text) END);
     END LOOP;
 END
 $$;

@@ -48,7 +48,9 @@ Oid ingest_user() {
              errhint("Create it again with the grants README.md lists (CREATE ROLE %s NOLOGIN; GRANT "
                      "USAGE ON SCHEMA ..., SELECT ON segment_sources, INSERT ON segment_events, "
                      "segment_rejected, SELECT (source_id, message_id) ON segment_events, SELECT ON "
-                     "segment_suppressions, INSERT (source_id, user_id) ON segment_deletions).",
+                     "segment_suppressions, INSERT (source_id, user_id) ON segment_deletions, INSERT, "
+                     "SELECT (source_id, message_id, event_id) ON segment_event_keys, USAGE ON SEQUENCE "
+                     "segment_events_id_seq).",
                      kIngestRoleName)));
     }
     if (OidIsValid(schema) && !missing_role_warned) {

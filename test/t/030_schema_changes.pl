@@ -219,7 +219,9 @@ step('DROP ROLE segment_webhook_ingest', sub {
           GRANT INSERT ON seg.segment_events, seg.segment_rejected TO segment_webhook_ingest;
           GRANT SELECT (source_id, message_id) ON seg.segment_events TO segment_webhook_ingest;
           GRANT SELECT ON seg.segment_suppressions TO segment_webhook_ingest;
-          GRANT INSERT (source_id, user_id) ON seg.segment_deletions TO segment_webhook_ingest});
+          GRANT INSERT (source_id, user_id) ON seg.segment_deletions TO segment_webhook_ingest;
+          GRANT INSERT, SELECT (source_id, message_id, event_id) ON seg.segment_event_keys TO segment_webhook_ingest;
+          GRANT USAGE ON SEQUENCE seg.segment_events_id_seq TO segment_webhook_ingest});
     eventually_status(200, 'ingest role created again');
 });
 

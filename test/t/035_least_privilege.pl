@@ -138,13 +138,15 @@ is( sql(q{SELECT has_schema_privilege('segment_webhook_ingest', 'public', 'USAGE
 is( sql(q{SELECT string_agg(c.relname || ' ' || a.privilege_type, ', ' ORDER BY c.relname, a.privilege_type)
           FROM pg_class c, aclexplode(c.relacl) a
           WHERE a.grantee = 'segment_webhook_ingest'::regrole}),
-    'segment_events INSERT, segment_rejected INSERT, segment_sources SELECT, segment_suppressions SELECT',
+    'segment_event_keys INSERT, segment_events INSERT, segment_events_id_seq USAGE, segment_rejected INSERT, '
+      . 'segment_sources SELECT, segment_suppressions SELECT',
     'the table privileges of segment_webhook_ingest are exactly those listed');
 is( sql(q{SELECT string_agg(c.relname || '.' || t.attname || ' ' || a.privilege_type, ', '
                             ORDER BY c.relname, t.attname)
           FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid, aclexplode(t.attacl) a
           WHERE a.grantee = 'segment_webhook_ingest'::regrole}),
-    'segment_deletions.source_id INSERT, segment_deletions.user_id INSERT, segment_events.message_id SELECT, '
+    'segment_deletions.source_id INSERT, segment_deletions.user_id INSERT, segment_event_keys.event_id SELECT, '
+      . 'segment_event_keys.message_id SELECT, segment_event_keys.source_id SELECT, segment_events.message_id SELECT, '
       . 'segment_events.source_id SELECT',
     'the column privileges of segment_webhook_ingest are exactly those listed');
 is( sql(q{SELECT rolsuper::text || ' ' || rolcanlogin::text || ' ' || rolcreaterole::text || ' ' || rolcreatedb::text

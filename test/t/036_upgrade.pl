@@ -89,9 +89,10 @@ sub snapshot
     my %snapshot;
     for my $table (qw(segment_sources segment_events segment_rejected))
     {
-        # (Without the column 0.4 adds to segment_events, which the rows gain through the update.)
+        # (Without the columns 0.4 and 0.5 add to segment_events and segment_sources, which the rows gain
+        # through the update.)
         $snapshot{$table} = sql(
-            "SELECT count(*) || ' ' || md5(coalesce(string_agg((to_jsonb(t) - 'signature_verified')::text, E'\\n'"
+            "SELECT count(*) || ' ' || md5(coalesce(string_agg((to_jsonb(t) - 'signature_verified' - 'retention')::text, E'\\n'"
               . " ORDER BY t.id), '')) FROM $table t");
         $snapshot{"${table}_id_seq"} = sql("SELECT last_value || ' ' || is_called FROM ${table}_id_seq");
     }
@@ -182,9 +183,8 @@ unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializi
 # --- 0.3 → 0.4 with the worker running --------------------------------------------------------------------------
 $before = snapshot();
 $offset = log_offset($node);
-sql('ALTER EXTENSION segment_webhook UPDATE');
+sql(q{ALTER EXTENSION segment_webhook UPDATE TO '0.4'});
 is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.4', 'updated to 0.4');
-is($default_version, '0.4', '0.4 is the default version');
 $after = snapshot();
 for my $kept (qw(segment_events segment_rejected segment_events_id_seq segment_rejected_id_seq segment_sources_id_seq))
 {
@@ -203,6 +203,48 @@ is(sql(q{SELECT signature_verified FROM segment_events WHERE message_id = 'v4-si
 is(sql(q{SELECT count(*) FROM plain.tracks WHERE id = 'v3-new'}), '1', '0.4: the warehouse relations are kept');
 is((worker_pids($node))[0], $worker_pid, '0.4: the worker was not restarted');
 unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializing/, 'no crash during the update to 0.4');
+
+# --- 0.4 → 0.5 with the worker running: segment_events becomes partitioned ------------------------------------
+$before = snapshot();
+my $stored_before = sql('SELECT count(*) FROM segment_events');
+$offset = log_offset($node);
+my ($update_out, $update_err);
+$node->psql('postgres', 'ALTER EXTENSION segment_webhook UPDATE', stdout => \$update_out, stderr => \$update_err,
+    on_error_die => 1);
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.5', 'updated to 0.5');
+is($default_version, '0.5', '0.5 is the default version');
+like($update_err, qr/WARNING:  segment_webhook: trigger record_ingest_user on segment_events stays on the partition segment_events_default/,
+    '0.5: the update names the trigger of the user that stays on the 0.4 table');
+$after = snapshot();
+for my $kept (qw(segment_events segment_rejected segment_events_id_seq segment_rejected_id_seq segment_sources_id_seq))
+{
+    is($after->{$kept}, $before->{$kept}, "0.5: $kept is unchanged");
+}
+is(sql(q{SELECT relkind FROM pg_class WHERE oid = 'segment_events'::regclass}), 'p', '0.5: segment_events is partitioned');
+is(sql(q{SELECT count(*) FROM ONLY segment_events_default}), $stored_before,
+    '0.5: every event stored before the update is in the default partition (the 0.4 table, not rewritten)');
+is(sql(q{SELECT count(*) FROM segment_event_keys k JOIN segment_events e ON e.id = k.event_id AND e.message_id = k.message_id}),
+    $stored_before, '0.5: the keys of the events within the dedup window were recorded');
+# A message stored before the update is a duplicate after it: nothing new is stored.
+$response = post_webhook($port, encode_json_compact(track_message('v4-signed-1')), key => $signed_key, secret => $secret);
+is($response && $response->{status}, 200, '0.5: a message stored before the update, sent again, is answered 200');
+is(sql(q{SELECT count(*) FROM segment_events WHERE message_id = 'v4-signed-1'}), '1', '0.5: and is not stored twice');
+$response = post_webhook($port, encode_json_compact(track_message('v5-new', event => 'After Partitioning')), key => $plain_key);
+is($response && $response->{status}, 200, '0.5: a new event is answered 200 by the same worker');
+is(sql(q{SELECT count(*) FROM segment_events WHERE message_id = 'v5-new'}), '1', '0.5: and stored');
+is((worker_pids($node))[0], $worker_pid, '0.5: the worker was not restarted');
+# The warehouse worker builds the warehouse views again over the partitioned table, and its maintenance bounds
+# the default partition (it holds rows: two days ahead), validates the bound, and makes the day partitions.
+ok( wait_until(20, sub { sql(q{SELECT count(*) FROM plain.tracks WHERE id = 'v5-new'}) eq '1' }),
+    '0.5: the warehouse relations show the events stored after the update');
+ok( wait_until(30, sub { sql(q{SELECT count(*) FROM segment_event_partitions()}) >= 6 }),
+    '0.5: the worker makes the day partitions');
+is( sql(q{SELECT min(from_time) = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '2 days'
+          FROM segment_event_partitions()}),
+    't', '0.5: from two days ahead, the default partition holding rows');
+is(sql(q{SELECT convalidated FROM pg_constraint WHERE conname = 'segment_events_default_before'}), 't',
+    '0.5: after validating its bound');
+unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializing/, 'no crash during the update to 0.5');
 
 # --- Every upgrade path ends where a fresh installation starts --------------------------------------------------
 # Versions are those of this tree's install scripts (segment_webhook--V.sql; upgrade scripts name two versions).
