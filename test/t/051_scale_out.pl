@@ -61,7 +61,8 @@ on($analytics, 'ALTER TABLE segment_events ENABLE REPLICA TRIGGER segment_events
 for my $node ($ingest_a, $ingest_b)
 {
     my $name = $node->name;
-    on($node, 'CREATE PUBLICATION segment_events_pub FOR TABLE segment_events');
+    on($node, q{CREATE PUBLICATION segment_events_pub FOR TABLE segment_events
+                 WITH (publish_via_partition_root = true, publish = 'insert')});
     my $connection = $node->connstr . ' dbname=postgres';
     on($analytics, "CREATE SUBSCRIPTION events_$name CONNECTION '$connection' PUBLICATION segment_events_pub");
 }

@@ -1,0 +1,87 @@
+# segment_events partitioned by received_at, on a fresh installation with the workers running: the warehouse
+# worker makes the day partitions (from today: the default partition is empty) within seconds of CREATE
+# EXTENSION, with no user action; events sent over HTTP to two workers land in today's partition, each message
+# stored once with its key; a partition dropped by hand is made again when the worker starts; with
+# partition_premake = 0 none is made, and partitions made by another tool are used as they are.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use SegmentWebhookTest;
+use Test::More;
+
+my ($node, $port) = start_webhook_node('partitions', workers => 2, conf => "segment_webhook.workers = 2\n");
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+my $today = sql(q{SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')});
+my $today_start = q{(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')};
+
+# --- The day partitions appear by themselves --------------------------------------------------------------------
+ok(wait_until(20, sub { sql('SELECT count(*) FROM segment_event_partitions()') == 8 }),
+    'the worker makes eight day partitions (today and seven days ahead) after CREATE EXTENSION');
+is(sql(qq{SELECT min(from_time) = $today_start AND max(to_time) = $today_start + interval '8 days'
+          FROM segment_event_partitions()}), 't', 'from today (the default partition is empty) to a week ahead');
+is(sql(q{SELECT string_agg(DISTINCT (to_time - from_time)::text, ',') FROM segment_event_partitions()}), '1 day',
+    'one UTC day each');
+is(sql(q{SELECT convalidated FROM pg_constraint WHERE conname = 'segment_events_default_before'}), 't',
+    'the default partition is bounded below today by a validated constraint');
+
+# --- Events over HTTP, to two workers, each stored once --------------------------------------------------------
+my $key = sql(q{SELECT segment_create_source('Part Site')});
+my @batch = map { track_message(sprintf('part-%03d', $_ % 80), properties => { n => $_ % 80 }) } 1 .. 100;
+my @answers;
+for my $round (1 .. 3)
+{
+    # Two connections at once: the same batch reaches both workers (SO_REUSEPORT) or one twice.
+    my @connections = map { http_connect($port) } 1 .. 2;
+    my $body = encode_json_compact({ batch => \@batch });
+    for my $connection (@connections)
+    {
+        $connection->send(build_request($port, 'POST', "/v1/batch?writeKey=$key",
+            headers => [ [ 'Content-Type', 'application/json' ] ], body => $body));
+    }
+    push @answers, map { $_->read_response(timeout => 10) } @connections;
+    $_->close for @connections;
+}
+is(scalar(grep { $_ && $_->{status} == 200 } @answers), 6, 'six sends of a batch of 100 (80 messages) answered 200');
+is(sql(q{SELECT count(*) FROM segment_events WHERE message_id LIKE 'part-%'}), '80', 'each message stored once');
+is(sql(qq{SELECT count(*) FROM segment_events WHERE message_id LIKE 'part-%'
+          AND tableoid = 'segment_events_p$today'::regclass}), '80', "all in today's partition (segment_events_p$today)");
+is(sql(q{SELECT count(*) FROM ONLY segment_events_default}), '0', 'none in the default partition');
+is(sql(q{SELECT count(*) FROM segment_event_keys k JOIN segment_events e
+         ON e.received_at = k.received_at AND e.id = k.event_id AND e.message_id = k.message_id
+         WHERE k.message_id LIKE 'part-%'}), '80', 'each with its key, which says where it is');
+
+# --- A day partition dropped by hand comes back when the worker starts --------------------------------------------
+my $last = sql(q{SELECT partition FROM segment_event_partitions() ORDER BY from_time DESC LIMIT 1});
+sql("DROP TABLE $last");
+$node->restart;
+ok(wait_until(20, sub { sql(qq{SELECT to_regclass('$last') IS NOT NULL}) eq 't' }),
+    "$last is made again after a restart");
+ok(wait_until(20, sub {
+            my $response = post_webhook($port, encode_json_compact(track_message('after-restart')), key => $key,
+                quiet => 1);
+            $response && $response->{status} == 200;
+        }), 'the endpoint answers after the restart');
+is(sql(q{SELECT count(*) FROM segment_events WHERE message_id = 'after-restart'}), '1', 'and stores');
+
+# --- partition_premake = 0: another tool makes the partitions -----------------------------------------------------
+$node->append_conf('postgresql.conf', "segment_webhook.partition_premake = 0\n");
+$node->reload;
+sql('CREATE DATABASE other_tool');
+my $offset = log_offset($node);
+$node->safe_psql('other_tool', 'CREATE EXTENSION segment_webhook');
+is($node->safe_psql('other_tool', 'SELECT segment_create_partitions()'), 'f', 'premake 0: nothing to do');
+is($node->safe_psql('other_tool', 'SELECT count(*) FROM segment_event_partitions()'), '0', 'premake 0: no partition');
+$node->safe_psql('other_tool', qq{
+    CREATE TABLE tool_made PARTITION OF segment_events FOR VALUES FROM ($today_start) TO ($today_start + interval '1 day');
+    SELECT segment_create_source('Tool');
+    SELECT segment_ingest('Tool', '[{"type":"track","event":"E","userId":"u","messageId":"t1"},
+                                    {"type":"track","event":"E","userId":"u","messageId":"t1"}]');
+});
+is($node->safe_psql('other_tool', q{SELECT tableoid::regclass || ' ' || count(*) FROM segment_events GROUP BY 1}),
+    'tool_made 1', 'events go to the partition another tool made, deduplicated');
+unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializing/, 'no crash');
+
+done_testing();
