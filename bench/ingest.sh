@@ -221,6 +221,11 @@ BEGIN
         GRANT SELECT ON segment_suppressions TO segment_ingest;
         GRANT INSERT (source_id, user_id) ON segment_deletions TO segment_ingest;
     END IF;
+    -- From 0.5: the keys that deduplicate the partitioned segment_events, and the ids drawn for them.
+    IF to_regclass('segment_event_keys') IS NOT NULL THEN
+        GRANT INSERT, SELECT (source_id, message_id, event_id) ON segment_event_keys TO segment_ingest;
+        GRANT USAGE ON SEQUENCE segment_events_id_seq TO segment_ingest;
+    END IF;
     IF to_regprocedure('segment_message_conflicts(integer[], text[], jsonb[])') IS NOT NULL THEN
         GRANT EXECUTE ON FUNCTION segment_message_conflicts(integer[], text[], jsonb[]) TO segment_ingest;
     END IF;
@@ -231,6 +236,8 @@ WRITE_KEY=$(psql_value "SELECT segment_create_source('bench', '$SECRET')")
 # The worker's own counters, where this build has them: batches committed, for the events per commit.
 HAVE_WORKER_STATS=$(psql_value "SELECT to_regclass('segment_webhook_stats') IS NOT NULL")
 SOURCE_ID=$(psql_value "SELECT id FROM segment_sources WHERE name = 'bench'")
+# From 0.5 the keys go with the events.
+HAVE_KEYS=$(psql_value "SELECT CASE WHEN to_regclass('segment_event_keys') IS NULL THEN '' ELSE ', segment_event_keys' END")
 "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$DATA_DIR" -m fast -w stop >/dev/null
 SERVER_STARTED=0
 cat >>"$DATA_DIR/postgresql.conf" <<CONF
@@ -294,6 +301,15 @@ wait_for_worker() {
     exit 1
 }
 wait_for_worker
+# From 0.5: the warehouse worker makes the day partitions of segment_events when it starts (the default
+# partition being empty, from today); every scenario writes into today's partition, as in production.
+if [ -n "$HAVE_KEYS" ]; then
+    for i in $(seq 1 100); do
+        [ "$(psql_value 'SELECT count(*) FROM segment_event_partitions()')" -gt 0 ] && break
+        sleep 0.1
+    done
+    log "day partitions of segment_events: $(psql_value 'SELECT count(*) FROM segment_event_partitions()')"
+fi
 WORKER_PID=$(worker_pid)
 WORKER_NOFILE=$(awk '/^Max open files/ {print $4}' "/proc/$WORKER_PID/limits")
 log "worker pid $WORKER_PID, healthy, open files soft limit $WORKER_NOFILE"
@@ -363,7 +379,7 @@ fi
 # Scenarios. Each starts from an empty table and a checkpoint, and is verified when it ends.
 # ---------------------------------------------------------------------------------------------------------
 reset_tables() {
-    psql_run -c 'TRUNCATE segment_events, segment_rejected' -c 'CHECKPOINT'
+    psql_run -c "TRUNCATE segment_events, segment_rejected$HAVE_KEYS" -c 'CHECKPOINT'
     db_position
 }
 

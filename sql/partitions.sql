@@ -16,22 +16,28 @@ SELECT pg_get_partkeydef('segment_events'::regclass);
 SELECT attcompression AS payload_compression FROM pg_attribute WHERE attrelid = 'segment_events'::regclass AND attname = 'payload';
 SELECT count(*) AS day_partitions FROM segment_event_partitions();
 
--- The default partition holds events already (earlier tests): the first call bounds it two days ahead with a
--- constraint added NOT VALID, and asks to be called again; the second validates it and makes the day
--- partitions from that bound to segment_webhook.partition_premake (7) days ahead.
+-- The default partition holds events already (earlier tests): the first call bounds it at tomorrow (two days
+-- ahead after noon, UTC) with a constraint added NOT VALID, and asks to be called again; the second validates
+-- it and makes the day partitions from that bound to segment_webhook.partition_premake (7) days ahead.
+CREATE FUNCTION pg_temp.bound() RETURNS timestamptz LANGUAGE sql AS $$
+    SELECT pg_temp.today() + CASE WHEN now() < pg_temp.today() + interval '12 hours' THEN interval '1 day' ELSE interval '2 days' END $$;
 SELECT count(*) > 0 AS default_has_rows FROM segment_events_default;
 SELECT segment_create_partitions() AS call_again;
-SELECT conname, convalidated, pg_get_constraintdef(oid) = format('CHECK ((received_at < %L::timestamp with time zone))', pg_temp.today() + interval '2 days') AS two_days_ahead
+SELECT conname, convalidated, pg_get_constraintdef(oid) = format('CHECK ((received_at < %L::timestamp with time zone))', pg_temp.bound()) AS at_the_bound
 FROM pg_constraint WHERE conrelid = 'segment_events_default'::regclass AND contype = 'c' ORDER BY conname;
 SELECT segment_create_partitions() AS call_again;
 SELECT convalidated FROM pg_constraint WHERE conname = 'segment_events_default_before';
-SELECT (from_time - pg_temp.today()) AS from_today, to_time - from_time AS width,
-       partition::text = 'segment_events_p' || to_char(from_time AT TIME ZONE 'UTC', 'YYYYMMDD') AS named_by_day
+SELECT min(from_time) = pg_temp.bound() AS from_the_bound, max(to_time) = pg_temp.today() + interval '8 days' AS to_a_week_ahead,
+       count(*) = extract(day FROM pg_temp.today() + interval '8 days' - pg_temp.bound()) AS one_per_day,
+       bool_and(to_time - from_time = interval '1 day') AS a_day_each,
+       bool_and(partition::text = 'segment_events_p' || to_char(from_time AT TIME ZONE 'UTC', 'YYYYMMDD')) AS named_by_day
 FROM segment_event_partitions();
+SELECT count(*) AS day_partitions INTO TEMP made FROM segment_event_partitions();
 -- Each has the id index the queries by id read; a second call makes nothing new.
-SELECT count(*) AS partitions_with_an_id_index FROM segment_event_partitions() p
+SELECT count(*) = (SELECT day_partitions FROM made) AS every_partition_has_an_id_index FROM segment_event_partitions() p
 WHERE EXISTS (SELECT FROM pg_index i WHERE i.indrelid = p.partition AND i.indkey::text = '1');
-SELECT segment_create_partitions() AS call_again, count(*) AS day_partitions FROM segment_event_partitions();
+SELECT segment_create_partitions() AS call_again;
+SELECT count(*) = (SELECT day_partitions FROM made) AS nothing_new FROM segment_event_partitions();
 -- With partition_premake = 0 nothing is made (pg_partman or another tool makes them).
 SET segment_webhook.partition_premake = 0;
 SELECT segment_create_partitions() AS call_again;
@@ -90,7 +96,7 @@ SELECT segment_apply_retention() AS removed_again;
 -- Once every source has a retention the old day is dropped whole (its rows counted); the others stay.
 UPDATE segment_sources SET retention = interval '90 days' WHERE retention IS NULL;
 SELECT segment_apply_retention() AS removed;
-SELECT to_regclass('segment_events_p20200101') AS old_partition, count(*) AS day_partitions_left FROM segment_event_partitions();
+SELECT to_regclass('segment_events_p20200101') AS old_partition, count(*) = (SELECT day_partitions FROM made) AS the_others_left FROM segment_event_partitions();
 SELECT count(*) AS old_events_left FROM segment_events WHERE received_at < '2021-01-01';
 UPDATE segment_sources SET retention = NULL;
 -- A retention must be positive.

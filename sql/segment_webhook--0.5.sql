@@ -1976,8 +1976,8 @@ COMMENT ON FUNCTION segment_apply_retention() IS 'removes the events older than 
 -- range, which would scan it, unless a validated constraint proves it: segment_events_default_before, CHECK
 -- (received_at < bound), where no day partition exists before bound. It is added NOT VALID (a short lock), and
 -- validated by the next call, which reads the default partition without blocking writes; only then are
--- partitions made, from the bound on. The bound is today when the default partition is empty, else two days
--- ahead, so that a row for a day without a partition is never refused meanwhile. Returns true when a next
+-- partitions made, from the bound on. The bound is today when the default partition is empty, else tomorrow
+-- (two days ahead after noon, UTC), so that a row for a day without a partition is never refused meanwhile. Returns true when a next
 -- call has work (the constraint to validate).
 CREATE FUNCTION segment_create_partitions() RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -1998,7 +1998,8 @@ BEGIN
     WHERE c.conrelid = '@extschema@.segment_events_default'::regclass AND c.conname = 'segment_events_default_before';
     IF bound IS NULL THEN
         IF EXISTS (SELECT FROM @extschema@.segment_events_default LIMIT 1) THEN
-            bound := today + interval '2 days';
+            bound := CASE WHEN now() < today + interval '12 hours' THEN today + interval '1 day'
+                          ELSE today + interval '2 days' END;
         ELSE
             bound := today;
         END IF;
@@ -2009,7 +2010,7 @@ BEGIN
         validated := false;
     END IF;
     IF NOT validated THEN
-        IF bound > today AND bound < now() + interval '12 hours' THEN
+        IF bound > today AND bound < now() + interval '6 hours' THEN
             -- Not validated in time (the next call would race the bound): start again with a later one.
             ALTER TABLE @extschema@.segment_events_default DROP CONSTRAINT segment_events_default_before;
             RETURN true;

@@ -68,7 +68,11 @@ bool events_table_is_plain(Relation rel) {
             return false;
         }
     }
-    return TupleDescAttr(descriptor, 0)->attidentity != '\0';
+    // The id: an identity column of the table (0.4 and earlier); the partitioned table's is a default that
+    // draws from the same sequence (identity columns are not inherited by partitions).
+    const Form_pg_attribute id = TupleDescAttr(descriptor, 0);
+    return kind == RELKIND_PARTITIONED_TABLE ? id->attidentity == '\0' && id->atthasdef
+                                             : id->attidentity != '\0';
 }
 
 Oid unique_key_index(Relation rel, AttrNumber source_column, AttrNumber message_column) {

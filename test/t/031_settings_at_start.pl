@@ -65,6 +65,8 @@ my %settings = (
     warehouse => [ 'off', 'off' ],
     warehouse_max_columns => [ '20', '20' ],
     warehouse_max_relations => [ '3', '3' ],
+    dedup_window => [ q{'2d'}, '2d' ],
+    partition_premake => [ '3', '3' ],
     admin_port => [ $admin_port, "$admin_port" ],
     admin_listen_addresses => [ q{'127.0.0.1'}, '127.0.0.1' ],
     admin_token => [ q{'token-at-start'}, 'token-at-start' ],);
@@ -384,6 +386,19 @@ for my $n (1 .. 4)
     is(sql(q{SELECT max(n) FROM (SELECT count(*) AS n FROM ingest.segment_warehouse_columns GROUP BY source_id, relation) c}),
         '20', 'warehouse_max_columns = 20: twenty columns in the widest relation (the default is 1000)');
 }
+
+# --- partition_premake = 3, dedup_window = 2d ------------------------------------------------------------------------
+ok( wait_until(20, sub {
+            sql(q{SELECT max(to_time) = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '4 days'
+                  FROM ingest.segment_event_partitions()}) eq 't';
+        }),
+    'partition_premake = 3: the worker makes day partitions up to three days ahead (the default is 7)');
+is(sql('SELECT ingest.segment_dedup_window()'), '2 days', 'dedup_window = 2d: segment_dedup_window() says 2 days');
+sql(q{INSERT INTO ingest.segment_event_keys (source_id, message_id, received_at)
+      VALUES (1, 'key-49h', now() - interval '49 hours'), (1, 'key-47h', now() - interval '47 hours')});
+sql('SELECT ingest.segment_run_maintenance()');
+is(sql(q{SELECT string_agg(message_id, ',') FROM ingest.segment_event_keys WHERE message_id LIKE 'key-%'}), 'key-47h',
+    'dedup_window = 2d: maintenance forgets the keys received more than two days ago (the default is 7)');
 
 # --- No crash along the way ---------------------------------------------------------------------------------------------
 is($session->query_safe('SELECT 1'), '1', 'the session opened after the start is still connected');
