@@ -112,6 +112,8 @@ GRANT USAGE ON SCHEMA public TO segment_ingest;
 GRANT SELECT ON segment_sources TO segment_ingest;
 GRANT INSERT ON segment_events, segment_rejected TO segment_ingest;
 GRANT SELECT (source_id, message_id) ON segment_events TO segment_ingest;
+GRANT INSERT, SELECT (source_id, message_id, event_id) ON segment_event_keys TO segment_ingest;
+GRANT USAGE ON SEQUENCE segment_events_id_seq TO segment_ingest;
 SQL
 WRITE_KEY=$(psql_value "SELECT segment_create_source('bench', '$SECRET')")
 pg_ctl_run -m fast -w stop >/dev/null

@@ -33,6 +33,8 @@ $node->safe_psql('ingestdb', q{
     GRANT SELECT (source_id, message_id) ON ingest.segment_events TO ingester;
     GRANT SELECT ON ingest.segment_suppressions TO ingester;
     GRANT INSERT (source_id, user_id) ON ingest.segment_deletions TO ingester;
+    GRANT INSERT, SELECT (source_id, message_id, event_id) ON ingest.segment_event_keys TO ingester;
+    GRANT USAGE ON SEQUENCE ingest.segment_events_id_seq TO ingester;
 });
 my $key = $node->safe_psql('ingestdb', q{SELECT ingest.segment_create_source('settings')});
 

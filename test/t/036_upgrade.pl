@@ -240,9 +240,9 @@ ok( wait_until(20, sub { sql(q{SELECT count(*) FROM plain.tracks WHERE id = 'v5-
     '0.5: the warehouse relations show the events stored after the update');
 ok( wait_until(30, sub { sql(q{SELECT count(*) FROM segment_event_partitions()}) >= 6 }),
     '0.5: the worker makes the day partitions');
-is( sql(q{SELECT min(from_time) = today + CASE WHEN now() < today + interval '12 hours' THEN interval '1 day'
-                                                ELSE interval '2 days' END
-          FROM segment_event_partitions(), (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') d(today)}),
+is( sql(q{SELECT (SELECT min(from_time) FROM segment_event_partitions())
+                 = today + CASE WHEN now() < today + interval '12 hours' THEN interval '1 day' ELSE interval '2 days' END
+          FROM (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') d(today)}),
     't', '0.5: from tomorrow (after noon UTC: the day after), the default partition holding rows');
 is(sql(q{SELECT convalidated FROM pg_constraint WHERE conname = 'segment_events_default_before'}), 't',
     '0.5: after validating its bound');

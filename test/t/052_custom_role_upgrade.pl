@@ -1,6 +1,7 @@
 # Workers running as a role of the user's (segment_webhook.role) keep ingesting through ALTER EXTENSION UPDATE to
 # 0.4: the update grants that role what 0.4's ingest path reads (segment_suppressions, segment_deletions,
-# segment_message_conflicts), as it grants them to segment_webhook_ingest.
+# segment_message_conflicts), as it grants them to segment_webhook_ingest; and through the update to 0.5, which
+# grants it the keys and the id sequence of the partitioned table (to every role that could insert events).
 use strict;
 use warnings;
 use FindBin;
@@ -45,4 +46,15 @@ stored_with_200('at-0.4', 'at 0.4, the custom role still ingests');
 post_webhook($port, encode_json_compact(track_message('at-0.4', properties => { changed => 1 })), key => $key);
 is(sql(q{SELECT count(*) FROM segment_rejected WHERE reason = 'message_id_conflict'}), '1',
     'and compares duplicates with what is stored');
+sql(q{ALTER EXTENSION segment_webhook UPDATE TO '0.5'});
+is( sql(q{SELECT has_table_privilege('app_ingest', 'segment_event_keys', 'INSERT')
+             AND has_column_privilege('app_ingest', 'segment_event_keys', 'event_id', 'SELECT')
+             AND has_sequence_privilege('app_ingest', 'segment_events_id_seq', 'USAGE')
+             AND has_table_privilege('app_ingest', 'segment_events', 'INSERT')
+             AND NOT has_table_privilege('app_ingest', 'segment_events_default', 'INSERT')}),
+    't', '0.5: the custom role holds the grants of the partitioned table, none on the old table itself');
+stored_with_200('at-0.5', 'at 0.5, the custom role still ingests');
+post_webhook($port, encode_json_compact(track_message('at-0.4')), key => $key);
+is(sql(q{SELECT count(*) FROM segment_events WHERE message_id = 'at-0.4'}), '1',
+    'at 0.5, a message stored at 0.4 and sent again is still a duplicate');
 done_testing();
