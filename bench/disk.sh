@@ -77,7 +77,10 @@ layout() {
     psql_db "$name" -c 'CHECKPOINT'
     local wal_before
     wal_before=$(psql_db "$name" -At -c "SELECT pg_current_wal_insert_lsn()")
+    local started ended
+    started=$(date +%s.%N)
     psql_db "$name" -f "$WORK_DIR/load.sql" >/dev/null
+    ended=$(date +%s.%N)
     psql_db "$name" -At -F ' ' -c "
         WITH parts AS (
             SELECT c.oid, c.reltoastrelid FROM pg_class c
@@ -91,7 +94,7 @@ layout() {
         )
         SELECT '$name', (SELECT count(*) FROM segment_events), $RAW_BYTES, heap, toast, indexes,
                coalesce(pg_total_relation_size(to_regclass('segment_event_keys')), 0),
-               pg_current_wal_insert_lsn() - '$wal_before'::pg_lsn
+               pg_current_wal_insert_lsn() - '$wal_before'::pg_lsn, $ended - $started
         FROM sizes" >>"$RESULTS"
     psql_db postgres -c "DROP DATABASE $name"
 }
@@ -110,12 +113,12 @@ REPORT=$(python3 - "$RESULTS" <<'PY'
 import sys
 rows = [line.split() for line in open(sys.argv[1])]
 print("bytes per stored event (events: %s; raw JSON received: %.0f bytes/event)" % (rows[0][1], int(rows[0][2]) / int(rows[0][1])))
-print("%-20s %8s %8s %8s %8s %8s %8s %9s" % ("layout", "heap", "toast", "indexes", "keys", "total", "WAL", "total/raw"))
-for name, events, raw, heap, toast, indexes, keys, wal in rows:
+print("%-20s %8s %8s %8s %8s %8s %8s %9s %9s" % ("layout", "heap", "toast", "indexes", "keys", "total", "WAL", "total/raw", "events/s"))
+for name, events, raw, heap, toast, indexes, keys, wal, seconds in rows:
     n = int(events)
     total = int(heap) + int(toast) + int(indexes) + int(keys)
-    print("%-20s %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f %8.2fx" % (name, int(heap) / n, int(toast) / n, int(indexes) / n,
-          int(keys) / n, total / n, int(wal) / n, total / int(raw)))
+    print("%-20s %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f %8.2fx %9.0f" % (name, int(heap) / n, int(toast) / n, int(indexes) / n,
+          int(keys) / n, total / n, int(wal) / n, total / int(raw), n / float(seconds)))
 PY
 )
 {
