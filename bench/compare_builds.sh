@@ -5,8 +5,13 @@
 # first, so that both see the same machine at nearly the same time. The report gives each round's figures and
 # the ratio of the medians (this build / the other). The working tree's build is installed again at the end.
 #
-# Usage: bash bench/compare_builds.sh [--base REV] [--rounds R] [--p1-messages N] [--p2-messages N]
-# Needs what bench/ingest.sh needs, plus git. Writes bench/results/compare-<date>.txt unless --no-save.
+# With --base-version V the two sides are one build, the working tree's, with the extension created at version V
+# for the base (for instance 0.4, whose segment_events is not partitioned) and at the default version for head.
+#
+# Usage: bash bench/compare_builds.sh [--base REV | --base-version V] [--rounds R] [--p1-messages N]
+#                                     [--p2-messages N] [--name NAME] [--no-save]
+# Needs what bench/ingest.sh needs, plus git. Writes bench/results/compare-<NAME>-<date>.txt (NAME: the base's
+# revision or version) unless --no-save.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,9 +22,13 @@ ROUNDS=3
 P1_MESSAGES=100000
 P2_MESSAGES=50000
 SAVE=1
+BASE_VERSION=
+NAME=
 while [ $# -gt 0 ]; do
     case "$1" in
         --base) BASE=$2; shift 2 ;;
+        --base-version) BASE_VERSION=$2; shift 2 ;;
+        --name) NAME=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --p1-messages) P1_MESSAGES=$2; shift 2 ;;
         --p2-messages) P2_MESSAGES=$2; shift 2 ;;
@@ -40,20 +49,35 @@ cleanup() {
 trap cleanup EXIT
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-log "building the working tree and $BASE"
-git -C "$REPO_DIR" worktree add --detach "$WORK_DIR/base" "$BASE" >/dev/null 2>&1
-make -C "$WORK_DIR/base" -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >/dev/null
-make -C "$REPO_DIR" -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >/dev/null
-BASE_NAME="$BASE ($(git -C "$REPO_DIR" log -1 --format=%s "$BASE" | cut -c1-50))"
 HEAD_NAME="working tree at $(git -C "$REPO_DIR" rev-parse --short HEAD)"
+BASE_DIR=$WORK_DIR/base
+BASE_ARGS=()
+if [ -n "$BASE_VERSION" ]; then
+    log "building the working tree"
+    make -C "$REPO_DIR" -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >/dev/null
+    BASE_DIR=$REPO_DIR
+    BASE_ARGS=(--extension-version "$BASE_VERSION")
+    BASE_NAME="$HEAD_NAME, extension created at version $BASE_VERSION"
+    HEAD_NAME="$HEAD_NAME, extension created at its default version"
+    NAME=${NAME:-$BASE_VERSION}
+else
+    log "building the working tree and $BASE"
+    git -C "$REPO_DIR" worktree add --detach "$WORK_DIR/base" "$BASE" >/dev/null 2>&1
+    make -C "$WORK_DIR/base" -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >/dev/null
+    make -C "$REPO_DIR" -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >/dev/null
+    BASE_NAME="$BASE ($(git -C "$REPO_DIR" log -1 --format=%s "$BASE" | cut -c1-50))"
+    NAME=${NAME:-$BASE}
+fi
 
-# run_build DIR LABEL: installs the build in DIR and appends "LABEL P1 P2 P2p99" to the figures.
+# run_build DIR LABEL [ingest.sh options]: installs the build in DIR and appends "LABEL P1 P2 P2p99" to the
+# figures.
 run_build() {
     local dir=$1 label=$2
+    shift 2
     make -C "$dir" -s install PG_CONFIG="$PG_CONFIG" >/dev/null
     log "round $round: $label"
     local output
-    output=$(bash "$BENCH_DIR/ingest.sh" --no-node --no-curves --no-profile --no-save --rounds 1 \
+    output=$(bash "$BENCH_DIR/ingest.sh" --no-node --no-curves --no-profile --no-save --rounds 1 "$@" \
         --p1-messages "$P1_MESSAGES" --p2-messages "$P2_MESSAGES" 2>"$WORK_DIR/ingest.log") ||
         { tail -20 "$WORK_DIR/ingest.log" >&2; return 1; }
     grep -q 'all ok' <<<"$output" || { echo "$output" >&2; echo "the benchmark's checks failed" >&2; return 1; }
@@ -67,11 +91,11 @@ run_build() {
 : >"$WORK_DIR/figures"
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) = 1 ]; then
-        run_build "$WORK_DIR/base" base
+        run_build "$BASE_DIR" base "${BASE_ARGS[@]}"
         run_build "$REPO_DIR" head
     else
         run_build "$REPO_DIR" head
-        run_build "$WORK_DIR/base" base
+        run_build "$BASE_DIR" base "${BASE_ARGS[@]}"
     fi
 done
 
@@ -96,5 +120,5 @@ load:  $(cut -d' ' -f1-3 /proc/loadavg) at the end; $ROUNDS rounds, the order al
 printf '%s\n\n%s\n' "$HEADER" "$REPORT"
 if [ "$SAVE" = 1 ]; then
     mkdir -p "$BENCH_DIR/results"
-    printf '%s\n\n%s\n' "$HEADER" "$REPORT" >"$BENCH_DIR/results/compare-$(date -u +%Y-%m-%d).txt"
+    printf '%s\n\n%s\n' "$HEADER" "$REPORT" >"$BENCH_DIR/results/compare-$NAME-$(date -u +%Y-%m-%d).txt"
 fi

@@ -22,6 +22,8 @@
 #   --no-profile          skip the perf profile of the worker    --no-save     do not write bench/results/
 #   --set NAME=VALUE      one more server setting in the cluster's postgresql.conf, after the README's (repeatable;
 #                         e.g. --set segment_webhook.warehouse=off); the report's settings line lists them
+#   --extension-version V CREATE EXTENSION segment_webhook VERSION 'V' (default: the default version), e.g. 0.4 for
+#                         the unpartitioned segment_events with this build
 #   --after-rounds SQL    a query run once right after the rounds (before the curves); its rows go into the
 #                         report's header as 'after rounds:' (e.g. to check what a background job did)
 # Environment: PG_BIN (default /usr/lib/postgresql/15/bin).
@@ -49,6 +51,7 @@ SERVER_NOFILE=$(ulimit -Hn)
 PERF_FREQUENCY=999
 EXTRA_SETTINGS=()
 AFTER_ROUNDS_SQL=
+EXTENSION_VERSION=
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -70,6 +73,7 @@ while [ $# -gt 0 ]; do
         --set)
             [[ "$2" =~ ^[A-Za-z_][A-Za-z0-9_.]*=.*$ ]] || { echo "--set wants NAME=VALUE, got: $2" >&2; exit 2; }
             EXTRA_SETTINGS+=("$2"); shift 2 ;;
+        --extension-version) EXTENSION_VERSION=$2; shift 2 ;;
         --after-rounds) AFTER_ROUNDS_SQL=$2; shift 2 ;;
         -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
@@ -204,7 +208,7 @@ psql_run() {
 psql_value() { psql_run -At -c "$1"; }
 
 psql_run <<SQL
-CREATE EXTENSION segment_webhook;
+CREATE EXTENSION segment_webhook${EXTENSION_VERSION:+ VERSION '$EXTENSION_VERSION'};
 -- The dedicated role the README recommends for the worker; the Node receiver connects as it too.
 CREATE ROLE segment_ingest LOGIN;
 GRANT USAGE ON SCHEMA public TO segment_ingest;
