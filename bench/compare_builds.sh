@@ -11,7 +11,7 @@
 # Usage: bash bench/compare_builds.sh [--base REV | --base-version V] [--rounds R] [--p1-messages N]
 #                                     [--p2-messages N] [--name NAME] [--no-save]
 # Needs what bench/ingest.sh needs, plus git. Writes bench/results/compare-<NAME>-<date>.txt (NAME: the base's
-# revision or version) unless --no-save.
+# revision, or at-<version>) unless --no-save.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -59,7 +59,7 @@ if [ -n "$BASE_VERSION" ]; then
     BASE_ARGS=(--extension-version "$BASE_VERSION")
     BASE_NAME="$HEAD_NAME, extension created at version $BASE_VERSION"
     HEAD_NAME="$HEAD_NAME, extension created at its default version"
-    NAME=${NAME:-$BASE_VERSION}
+    NAME=${NAME:-at-$BASE_VERSION}
 else
     log "building the working tree and $BASE"
     git -C "$REPO_DIR" worktree add --detach "$WORK_DIR/base" "$BASE" >/dev/null 2>&1

@@ -130,5 +130,5 @@ PY
 } | tee /dev/stderr >"$WORK_DIR/report.txt"
 if [ "$SAVE" = 1 ]; then
     mkdir -p "$BENCH_DIR/results"
-    cp "$WORK_DIR/report.txt" "$BENCH_DIR/results/disk-$(date -u +%Y%m%d-%H%M).txt"
+    cp "$WORK_DIR/report.txt" "$BENCH_DIR/results/disk-$(date -u +%Y-%m-%d).txt"
 fi
