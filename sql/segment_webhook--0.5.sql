@@ -1924,8 +1924,8 @@ COMMENT ON FUNCTION segment_event_partitions() IS 'the partitions of segment_eve
 -- Removes the events older than their source's retention; returns how many. A day partition goes with DROP
 -- TABLE once it is older than every source's retention (no source keeps everything); otherwise the rows of
 -- each expired source leave it through the (source_id, id) index. The default partition's expired rows are
--- found through its id index. Each statement waits at most a second for its lock: what could not be done is
--- done on the next call.
+-- found through its id index. Each statement waits at most 100 ms for its lock (a writer queued behind it waits
+-- no longer, and never long enough for a deadlock check): what could not be done is done on the next call.
 CREATE FUNCTION segment_apply_retention() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1937,7 +1937,7 @@ DECLARE
     rows_removed bigint;
     first_id bigint;
 BEGIN
-    PERFORM set_config('lock_timeout', '1s', true);
+    PERFORM set_config('lock_timeout', '100ms', true);
     SELECT bool_or(s.retention IS NULL), max(s.retention) INTO keep_everything, longest
     FROM @extschema@.segment_sources s;
     IF longest IS NULL THEN
@@ -1992,7 +1992,7 @@ BEGIN
     IF premake <= 0 THEN
         RETURN false;
     END IF;
-    PERFORM set_config('lock_timeout', '1s', true);
+    PERFORM set_config('lock_timeout', '100ms', true);
     SELECT substring(pg_get_constraintdef(c.oid) FROM '''([^'']+)''')::timestamptz, c.convalidated INTO bound, validated
     FROM pg_constraint c
     WHERE c.conrelid = '@extschema@.segment_events_default'::regclass AND c.conname = 'segment_events_default_before';
@@ -2022,10 +2022,14 @@ BEGIN
         IF NOT EXISTS (SELECT FROM @extschema@.segment_event_partitions() p
                        WHERE p.from_time < day + interval '1 day' AND p.to_time > day) THEN
             name := 'segment_events_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
-            EXECUTE format('CREATE TABLE @extschema@.%I PARTITION OF @extschema@.segment_events FOR VALUES FROM (%L) TO (%L)',
-                           name, day, day + interval '1 day');
+            -- Made apart, then attached: ATTACH PARTITION takes a SHARE UPDATE EXCLUSIVE lock on segment_events,
+            -- which writers do not wait for (CREATE TABLE ... PARTITION OF would take an ACCESS EXCLUSIVE one).
+            EXECUTE format('CREATE TABLE @extschema@.%I (LIKE @extschema@.segment_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)',
+                           name);
             -- The queries by id (the warehouse worker's, the debugger's) read each partition's id index.
             EXECUTE format('CREATE INDEX ON @extschema@.%I (id)', name);
+            EXECUTE format('ALTER TABLE @extschema@.segment_events ATTACH PARTITION @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
+                           name, day, day + interval '1 day');
         END IF;
         day := day + interval '1 day';
     END LOOP;
