@@ -24,12 +24,7 @@ namespace segment_pg {
 namespace {
 
 // The columns as the extension creates them, in order: the first 16 before version 0.4, all 17 since (0.4
-// added signature_verified). Filling a slot ourselves is what an INSERT would do only while the table has
-// exactly these: same names, types (no typmod), collations, nothing generated.
-struct ExpectedColumn {
-    const char *name;
-    Oid type;
-};
+// added signature_verified).
 const ExpectedColumn kExpectedColumns[kColumns] = {{"id", INT8OID},
                                                    {"source_id", INT4OID},
                                                    {"message_id", TEXTOID},
@@ -50,23 +45,42 @@ const ExpectedColumn kExpectedColumns[kColumns] = {{"id", INT8OID},
 
 }  // namespace
 
+bool columns_as_created(TupleDesc descriptor, const ExpectedColumn *expected) {
+    for (int i = 0; i < descriptor->natts; ++i) {
+        const Form_pg_attribute attribute = TupleDescAttr(descriptor, i);
+        const Oid expected_collation = expected[i].type == TEXTOID ? DEFAULT_COLLATION_OID : InvalidOid;
+        if (attribute->attisdropped || attribute->attgenerated != '\0' ||
+            strcmp(NameStr(attribute->attname), expected[i].name) != 0 ||
+            attribute->atttypid != expected[i].type || attribute->atttypmod != -1 ||
+            attribute->attcollation != expected_collation) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool nothing_applies_to_rows(Relation rel) {
+    return !rel->rd_rel->relispartition && rel->trigdesc == nullptr && rel->rd_rules == nullptr &&
+           !rel->rd_rel->relrowsecurity;
+}
+
+RangeTblEntry *insert_entry(Oid relid, char relkind) {
+    RangeTblEntry *entry = makeNode(RangeTblEntry);
+    entry->rtekind = RTE_RELATION;
+    entry->relid = relid;
+    entry->relkind = relkind;
+    entry->rellockmode = RowExclusiveLock;
+    entry->requiredPerms = ACL_INSERT;
+    return entry;
+}
+
 bool events_table_is_plain(Relation rel) {
     const TupleDesc descriptor = RelationGetDescr(rel);
     const char kind = rel->rd_rel->relkind;
-    if ((kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE) || rel->rd_rel->relispartition ||
-        rel->trigdesc != nullptr || rel->rd_rules != nullptr || rel->rd_rel->relrowsecurity ||
-        (descriptor->natts != kColumns && descriptor->natts != kColumnsBefore04)) {
+    if ((kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE) || !nothing_applies_to_rows(rel) ||
+        (descriptor->natts != kColumns && descriptor->natts != kColumnsBefore04) ||
+        !columns_as_created(descriptor, kExpectedColumns)) {
         return false;
-    }
-    for (int i = 0; i < descriptor->natts; ++i) {
-        const Form_pg_attribute attribute = TupleDescAttr(descriptor, i);
-        const ExpectedColumn &expected = kExpectedColumns[i];
-        const Oid expected_collation = expected.type == TEXTOID ? DEFAULT_COLLATION_OID : InvalidOid;
-        if (attribute->attisdropped || attribute->attgenerated != '\0' ||
-            strcmp(NameStr(attribute->attname), expected.name) != 0 || attribute->atttypid != expected.type ||
-            attribute->atttypmod != -1 || attribute->attcollation != expected_collation) {
-            return false;
-        }
     }
     // The id: an identity column of the table (0.4 and earlier); the partitioned table's is a default that
     // draws from the same sequence (identity columns are not inherited by partitions).
@@ -160,13 +174,7 @@ bool insert_events_directly(Oid schema, PendingEvent *events, const int *order, 
 
     // An executor state with one result relation, as COPY FROM sets it up.
     EState *estate = CreateExecutorState();
-    RangeTblEntry *entry = makeNode(RangeTblEntry);
-    entry->rtekind = RTE_RELATION;
-    entry->relid = relid;
-    entry->relkind = RELKIND_RELATION;
-    entry->rellockmode = RowExclusiveLock;
-    entry->requiredPerms = ACL_INSERT;
-    ExecInitRangeTable(estate, list_make1(entry));
+    ExecInitRangeTable(estate, list_make1(insert_entry(relid, RELKIND_RELATION)));
     ResultRelInfo *result = makeNode(ResultRelInfo);
     ExecInitResultRelation(estate, result, 1);
     ExecOpenIndices(result, true);  // speculative: builds what the conflict probe needs

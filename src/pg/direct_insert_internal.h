@@ -14,6 +14,24 @@ namespace segment_pg {
 constexpr int kColumns = 17;
 constexpr int kColumnsBefore04 = 16;
 
+// A column as the extension creates it.
+struct ExpectedColumn {
+    const char *name;
+    Oid type;
+};
+
+// Whether the columns of `descriptor` (all of them: the caller checks how many there are) are `expected`, in
+// order: same names, types (no typmod), the default collation for text, none dropped or generated. Filling a
+// slot ourselves is what an INSERT would do only then.
+bool columns_as_created(TupleDesc descriptor, const ExpectedColumn *expected);
+
+// Whether nothing of the user's applies to rows written into `rel`: no trigger, rule or row security, and it
+// is not a partition (written to directly, it would bypass its parent).
+bool nothing_applies_to_rows(Relation rel);
+
+// The range table entry of a relation a direct path inserts into.
+RangeTblEntry *insert_entry(Oid relid, char relkind);
+
 // Whether segment_events is exactly as the extension created it: a table or a partitioned table (not a
 // partition), with no trigger, rule or row security, and exactly its columns (same names, types, no typmod,
 // collations, nothing generated). Filling a slot ourselves is what an INSERT would do only then; anything

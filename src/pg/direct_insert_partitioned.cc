@@ -11,7 +11,6 @@ extern "C" {
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/pg_collation.h"
 #include "commands/sequence.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
@@ -25,41 +24,13 @@ namespace {
 
 // segment_event_keys as the extension creates it.
 constexpr int kKeyColumns = 4;
-struct KeyColumn {
-    const char *name;
-    Oid type;
-};
-const KeyColumn kKeyColumnTypes[kKeyColumns] = {
+const ExpectedColumn kKeyColumnTypes[kKeyColumns] = {
     {"source_id", INT4OID}, {"message_id", TEXTOID}, {"received_at", TIMESTAMPTZOID}, {"event_id", INT8OID}};
 
 bool keys_table_is_plain(Relation rel) {
-    const TupleDesc descriptor = RelationGetDescr(rel);
-    if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition || rel->trigdesc != nullptr ||
-        rel->rd_rules != nullptr || rel->rd_rel->relrowsecurity || descriptor->natts != kKeyColumns) {
-        return false;
-    }
-    for (int i = 0; i < kKeyColumns; ++i) {
-        const Form_pg_attribute attribute = TupleDescAttr(descriptor, i);
-        const Oid expected_collation =
-            kKeyColumnTypes[i].type == TEXTOID ? DEFAULT_COLLATION_OID : InvalidOid;
-        if (attribute->attisdropped || attribute->attgenerated != '\0' || attribute->atthasdef ||
-            strcmp(NameStr(attribute->attname), kKeyColumnTypes[i].name) != 0 ||
-            attribute->atttypid != kKeyColumnTypes[i].type || attribute->atttypmod != -1 ||
-            attribute->attcollation != expected_collation) {
-            return false;
-        }
-    }
-    return true;
-}
-
-RangeTblEntry *insert_entry(Oid relid, char relkind) {
-    RangeTblEntry *entry = makeNode(RangeTblEntry);
-    entry->rtekind = RTE_RELATION;
-    entry->relid = relid;
-    entry->relkind = relkind;
-    entry->rellockmode = RowExclusiveLock;
-    entry->requiredPerms = ACL_INSERT;
-    return entry;
+    return rel->rd_rel->relkind == RELKIND_RELATION && nothing_applies_to_rows(rel) &&
+           RelationGetDescr(rel)->natts == kKeyColumns &&
+           columns_as_created(RelationGetDescr(rel), kKeyColumnTypes);
 }
 
 // The rows bound for one partition.
