@@ -69,6 +69,11 @@ $$;
 REVOKE EXECUTE ON FUNCTION segment_first_id_since(regclass, timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION segment_first_id_since(regclass, timestamptz) IS 'the first id received at or after a time, by binary search over the id index (ids follow arrival order to within seconds)';
 
+-- From here to the end of the update no event is written: the keys copied below must be those of every event
+-- the 0.4 table will ever hold (a row committed after the copy would have no key, and its retry would be stored
+-- again). The rename below needs this lock anyway.
+LOCK TABLE segment_events IN ACCESS EXCLUSIVE MODE;
+
 -- The keys of the events received within the dedup window: the newest ids, found through the id index.
 DO $$
 DECLARE
