@@ -397,9 +397,9 @@ COMMENT ON FUNCTION segment_apply_retention() IS 'removes the events older than 
 -- range, which would scan it, unless a validated constraint proves it: segment_events_default_before, CHECK
 -- (received_at < bound), where no day partition exists before bound. It is added NOT VALID (a short lock), and
 -- validated by the next call, which reads the default partition without blocking writes; only then are
--- partitions made, from the bound on. The bound is today when the default partition is empty, else tomorrow
--- (two days ahead after noon, UTC), so that a row for a day without a partition is never refused meanwhile. Returns true when a next
--- call has work (the constraint to validate).
+-- partitions made, from the bound on. The bound is today when the default partition is empty (then all of it
+-- happens in one call), else tomorrow (two days ahead after noon, UTC), so that a row for a day without a
+-- partition is never refused meanwhile. Returns true when a next call has work (the constraint to validate).
 CREATE FUNCTION segment_create_partitions() RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
