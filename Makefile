@@ -3,8 +3,8 @@
 
 EXTENSION = segment_webhook
 MODULE_big = segment_webhook
-DATA = sql/segment_webhook--0.1.sql sql/segment_webhook--0.2.sql sql/segment_webhook--0.3.sql sql/segment_webhook--0.4.sql sql/segment_webhook--0.5.sql \
-	sql/segment_webhook--0.1--0.2.sql sql/segment_webhook--0.2--0.3.sql sql/segment_webhook--0.3--0.4.sql sql/segment_webhook--0.4--0.5.sql
+DATA = sql/segment_webhook--0.1.sql sql/segment_webhook--0.2.sql sql/segment_webhook--0.3.sql sql/segment_webhook--0.4.sql sql/segment_webhook--0.5.sql sql/segment_webhook--0.6.sql \
+	sql/segment_webhook--0.1--0.2.sql sql/segment_webhook--0.2--0.3.sql sql/segment_webhook--0.3--0.4.sql sql/segment_webhook--0.4--0.5.sql sql/segment_webhook--0.5--0.6.sql
 
 # Out-of-tree (VPATH) builds, as pg_buildext does for the Debian package (`make -f <tree>/Makefile VPATH=<tree>`
 # in build-15/): sources are found under $(srcdir) (`.` in-tree; PGXS sets it), objects and bitcode go to the
@@ -13,7 +13,7 @@ CORE_SRCS = $(wildcard $(srcdir)/src/core/*.cc)
 PG_SRCS = $(wildcard $(srcdir)/src/pg/*.cc)
 OBJS = $(patsubst $(srcdir)/%.cc,%.o,$(CORE_SRCS) $(PG_SRCS))
 
-REGRESS = verify parse sources ingest views privileges replay settings warehouse deletion rotation signature_scope debugger partitions
+REGRESS = verify parse sources ingest views privileges replay settings warehouse deletion rotation signature_scope debugger partitions reorder
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
 
 # TAP tests (PostgreSQL::Test::Cluster): `make installcheck` runs them after pg_regress.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The warehouse relations benchmark (segment_webhook 0.3), in two parts, each on throwaway Postgres 15 clusters
+# The warehouse relations benchmark (segment_webhook 0.6), in two parts, each on throwaway Postgres 15 clusters
 # that this script creates and always removes again:
 #
 #   ingest     live schema tracking on against off, same build: bench/ingest.sh's P1 (500-message arrays, 4
@@ -10,7 +10,10 @@
 #   dashboard  dashboard queries over generated events (10 million by default): the messages of
 #              bench/gen_events.py (5% "Order Completed", timestamps spread over the 60 days before the run) are
 #              loaded into segment_events of a source "web" (COPY into a staging table, then INSERT ... SELECT
-#              with segment_parse, in chunks), segment_warehouse_sync() runs until it returns 0, VACUUM ANALYZE;
+#              with segment_parse, in chunks) through day partitions made for the days before the run, as the
+#              maintenance would have made them; each closed day partition is reordered (segment_reorder_partition,
+#              as the maintenance does once a day is over), segment_warehouse_sync() runs until it returns 0,
+#              VACUUM ANALYZE;
 #              then two queries over the views web.order_completed and web.pages are timed against the same
 #              queries over plain tables holding the views' rows (CREATE TABLE ... AS SELECT * FROM the view),
 #              alternating, median of warm runs; EXPLAIN (ANALYZE, BUFFERS, VERBOSE) of each goes to the report,
@@ -32,7 +35,8 @@
 #   --force               run the dashboard part even when the free disk looks too small
 #   --no-save             do not write bench/results/warehouse-<date>.txt (warehouse-ingest-<date>.txt or
 #                         warehouse-dashboard-<date>.txt with --part)
-# Needs what bench/ingest.sh needs (--no-node: no Node.js), and segment_webhook 0.3 installed.
+# Needs what bench/ingest.sh needs (--no-node: no Node.js), and segment_webhook 0.6 installed.
+#   --no-reorder          leave the day partitions in arrival order (segment_webhook.reorder_partitions = off)
 # Environment: PG_BIN (default /usr/lib/postgresql/15/bin), TMPDIR (where the clusters live).
 set -euo pipefail
 
@@ -51,6 +55,7 @@ CLUSTER_DEFAULTS=0
 SEED=20240506
 FORCE=0
 SAVE=1
+REORDER=1
 CHUNK=250000 # messages per generator run and per load transaction (the generator holds a chunk in memory)
 
 while [ $# -gt 0 ]; do
@@ -68,6 +73,7 @@ while [ $# -gt 0 ]; do
         --seed) SEED=$2; shift 2 ;;
         --force) FORCE=1; shift ;;
         --no-save) SAVE=0; shift ;;
+        --no-reorder) REORDER=0; shift ;;
         -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -204,6 +210,7 @@ if [ "$PART" != ingest ]; then
 shared_preload_libraries = 'segment_webhook'
 segment_webhook.port = $(free_port)
 segment_webhook.warehouse = off
+segment_webhook.reorder_partitions = off
 shared_buffers = '$SHARED_BUFFERS'
 max_wal_size = '4GB'
 checkpoint_timeout = '30min'
@@ -216,7 +223,9 @@ CONF
     psql_value "SELECT segment_create_source('web')" >/dev/null
     SOURCE_ID=$(psql_value "SELECT id FROM segment_sources WHERE name = 'web'")
     [ "$(psql_value "SELECT count(*) FROM pg_views WHERE schemaname = 'web' AND viewname = 'pages'")" = 1 ] ||
-        { echo "segment_create_source('web') made no view web.pages: is segment_webhook 0.3 installed?" >&2; exit 1; }
+        { echo "segment_create_source('web') made no view web.pages: is segment_webhook 0.6 installed?" >&2; exit 1; }
+    [ "$(psql_value "SELECT count(*) FROM pg_proc WHERE proname = 'segment_reorder_partition'")" = 1 ] ||
+        { echo "no segment_reorder_partition(): is segment_webhook 0.6 installed?" >&2; exit 1; }
 
     # ---------------------------------------------------------------------------------------------------
     # Data: CHUNK messages per generator run (its own seed and its slice of the time span), each COPYed into an
@@ -227,6 +236,26 @@ CONF
     SPAN_SECONDS=$((DAYS * 86400))
     START_EPOCH=$(($(date +%s) - SPAN_SECONDS))
     CHUNKS=$(((EVENTS + CHUNK - 1) / CHUNK))
+    # The day partitions of the days before the run, made as segment_create_partitions() makes them (it makes
+    # today's and the days ahead): events received live land in their day's partition, not the default one.
+    psql_run <<SQL
+DO \$\$
+DECLARE
+    day timestamptz;
+    name text;
+BEGIN
+    FOR day IN SELECT generate_series(date_trunc('day', to_timestamp($START_EPOCH) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                                      date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '1 day',
+                                      interval '1 day') LOOP
+        name := 'segment_events_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD');
+        CONTINUE WHEN to_regclass(name) IS NOT NULL;
+        EXECUTE format('CREATE TABLE %I (LIKE segment_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)', name);
+        EXECUTE format('CREATE INDEX ON %I (id)', name);
+        EXECUTE format('ALTER TABLE segment_events ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', name, day, day + interval '1 day');
+    END LOOP;
+END
+\$\$;
+SQL
     psql_run -c 'CREATE UNLOGGED TABLE staging (line text NOT NULL)'
     GEN_SECONDS=0
     LOAD_SECONDS=0
@@ -262,6 +291,22 @@ SQL
     psql_run -c 'DROP TABLE staging' -c 'CHECKPOINT'
     STORED=$(psql_value 'SELECT count(*) FROM segment_events')
     [ "$STORED" = "$EVENTS" ] || { echo "segment_events holds $STORED rows, expected $EVENTS" >&2; exit 1; }
+    IN_DEFAULT=$(psql_value 'SELECT count(*) FROM segment_events_default')
+
+    # What the maintenance does once each day is over: one closed day partition at a time, each in its own
+    # transaction.
+    REORDERED=0
+    REORDER_SECONDS=0
+    if [ "$REORDER" = 1 ]; then
+        log "reordering the closed day partitions"
+        t0=$(date +%s.%N)
+        for partition in $(psql_value "SELECT p.partition FROM segment_event_partitions() p WHERE p.to_time <= now() - interval '1 hour' ORDER BY p.from_time DESC"); do
+            [ "$(psql_value "SELECT segment_reorder_partition('$partition')")" = t ] && REORDERED=$((REORDERED + 1))
+        done
+        REORDER_SECONDS=$(python3 -c "print($(date +%s.%N) - $t0)")
+        REORDERED_ROWS=$(psql_value "SELECT count(*) FROM segment_events e WHERE e.tableoid IN (SELECT k.conrelid FROM pg_constraint k WHERE k.conname = 'segment_events_reordered')")
+        log "  $REORDERED partitions ($REORDERED_ROWS events) in ${REORDER_SECONDS%.*} s"
+    fi
 
     log "segment_warehouse_sync() until it returns 0"
     t0=$(date +%s.%N)
@@ -296,11 +341,16 @@ SQL
 
     # Sizes and shape. pg_table_size counts the main fork, FSM, VM and TOAST (with its index).
     psql_run -At -F ' ' >"$WORK_DIR/sizes.txt" <<'SQL'
-SELECT 'heap', pg_relation_size('segment_events');
-SELECT 'fsm_vm', pg_relation_size('segment_events', 'fsm') + pg_relation_size('segment_events', 'vm');
-SELECT 'toast', coalesce(pg_total_relation_size(reltoastrelid), 0) FROM pg_class WHERE oid = 'segment_events'::regclass;
-SELECT 'index:' || indexrelid::regclass, pg_relation_size(indexrelid) FROM pg_index WHERE indrelid = 'segment_events'::regclass ORDER BY 1;
-SELECT 'total', pg_total_relation_size('segment_events');
+SELECT 'heap', sum(pg_relation_size(relid)) FROM pg_partition_tree('segment_events') WHERE isleaf;
+SELECT 'fsm_vm', sum(pg_relation_size(relid, 'fsm') + pg_relation_size(relid, 'vm')) FROM pg_partition_tree('segment_events') WHERE isleaf;
+SELECT 'toast', sum(coalesce(pg_total_relation_size(c.reltoastrelid), 0)) FROM pg_partition_tree('segment_events') t JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf;
+SELECT 'index:' || indexrelid::regclass, (SELECT sum(pg_relation_size(t.relid)) FROM pg_partition_tree(indexrelid) t) FROM pg_index WHERE indrelid = 'segment_events'::regclass ORDER BY 1;
+SELECT 'index:' || kind || ' (' || count(*) || ')', sum(size)
+FROM (SELECT regexp_replace(pg_get_indexdef(i.indexrelid), '.* USING ', 'each partition''s own ') AS kind, pg_relation_size(i.indexrelid) AS size
+      FROM pg_partition_tree('segment_events') t JOIN pg_index i ON i.indrelid = t.relid
+      WHERE t.isleaf AND NOT EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)) AS own
+GROUP BY kind ORDER BY 1;
+SELECT 'total', sum(pg_total_relation_size(relid)) FROM pg_partition_tree('segment_events') WHERE isleaf;
 SELECT 'rows', count(*) FROM segment_events;
 SELECT 'payload_avg', avg(pg_column_size(payload))::bigint FROM segment_events;
 SELECT 'plain:' || relname, pg_total_relation_size(oid) FROM pg_class WHERE relname IN ('plain_order_completed', 'plain_pages') ORDER BY 1;
@@ -378,8 +428,9 @@ SQL
         echo "dashboard queries: views against plain tables ($EVENTS events)"
         echo "  data:      bench/gen_events.py --order-completed-share $ORDER_SHARE, $CHUNKS runs of up to $CHUNK messages (seeds $SEED..$((SEED + CHUNKS - 1))), timestamps over the $DAYS days before the run; source 'web' (schema web)"
         echo "  load:      COPY into an unlogged staging table, INSERT INTO segment_events ... SELECT segment_parse(line::jsonb), one transaction per chunk: generator $(printf '%.0f' "$GEN_SECONDS") s, database $(printf '%.0f' "$LOAD_SECONDS") s ($(python3 -c "print(round($EVENTS / $LOAD_SECONDS))") events/s)"
+        echo "  layout:    $(psql_value "SELECT count(*) FROM segment_event_partitions()") day partitions (those of the days before the run made by this script, as the maintenance makes them), $IN_DEFAULT events in the default partition; $([ "$REORDER" = 1 ] && echo "$REORDERED closed day partitions ($REORDERED_ROWS events) reordered by segment_reorder_partition() after the load, one transaction each: $(printf '%.0f' "$REORDER_SECONDS") s ($(python3 -c "print(round($REORDERED_ROWS / max($REORDER_SECONDS, 0.001)))") events/s)" || echo "not reordered (--no-reorder)")"
         echo "  discovery: segment_warehouse_sync() until it returned 0, 20 calls per session: $SYNC_EXAMINED events examined in $SYNC_PASSES calls, $(printf '%.1f' "$SYNC_SECONDS") s ($(python3 -c "print(round($SYNC_EXAMINED / max($SYNC_SECONDS, 0.001)))") events/s); then VACUUM ANALYZE segment_events $(printf '%.0f' "$VACUUM_SECONDS") s"
-        echo "  cluster:   initdb defaults plus shared_buffers $(psql_value 'SHOW shared_buffers'), work_mem $(psql_value 'SHOW work_mem'), max_wal_size 4GB, checkpoint_timeout 30min; segment_webhook preloaded, segment_webhook.warehouse = off (discovery only through segment_warehouse_sync())"
+        echo "  cluster:   initdb defaults plus shared_buffers $(psql_value 'SHOW shared_buffers'), work_mem $(psql_value 'SHOW work_mem'), max_wal_size 4GB, checkpoint_timeout 30min; segment_webhook preloaded, segment_webhook.warehouse = off (discovery only through segment_warehouse_sync()), segment_webhook.reorder_partitions = off (reordered by this script)"
         if [ -n "$SESSION_SETTINGS" ]; then
             echo "  session:   $SESSION_SETTINGS (both sides alike; parallel plans would split a query over the two cores the machine shares)"
         else

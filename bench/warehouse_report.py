@@ -111,7 +111,7 @@ def dashboard(sizes_path, checks_path, timing_path, queries_path):
     sizes = {}
     indexes = []
     for parts in read_pairs(sizes_path):
-        key, value = parts[0], parts[1]
+        key, value = " ".join(parts[:-1]), parts[-1]  # an index's name may hold spaces
         if key.startswith("index:"):
             indexes.append((key[6:], int(value)))
         else:

@@ -151,6 +151,12 @@ void define_reloadable_settings() {
         "Days ahead for which day partitions of segment_events are made.",
         "0: none are made (pg_partman or another tool makes them; the default partition takes the rest).",
         &settings.partition_premake, 7, 0, 365, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "segment_webhook.reorder_partitions",
+        "Rewrites each closed day partition once, in the order of type, source, event and timestamp.",
+        "Then a warehouse view reads only the blocks of its own rows. Off: day partitions stay in arrival "
+        "order (no rewrite, no extra WAL).",
+        &settings.reorder_partitions, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     // Superusers only can read it (SHOW, pg_settings); a reload changes it, and ends the sessions of the
     // previous token (their cookie is derived from it).
     DefineCustomStringVariable(

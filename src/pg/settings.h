@@ -33,6 +33,7 @@ struct Settings {
     int warehouse_max_relations;
     int dedup_window_s;
     int partition_premake;
+    bool reorder_partitions;
     int admin_port;
     char *admin_listen_addresses;
     char *admin_token;

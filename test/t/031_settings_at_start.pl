@@ -69,6 +69,7 @@ my %settings = (
     warehouse_max_relations => [ '3', '3' ],
     dedup_window => [ q{'2d'}, '2d' ],
     partition_premake => [ '3', '3' ],
+    reorder_partitions => [ 'off', 'off' ],
     admin_port => [ $admin_port, "$admin_port" ],
     admin_listen_addresses => [ q{'127.0.0.1'}, '127.0.0.1' ],
     admin_token => [ q{'token-at-start'}, 'token-at-start' ],);
@@ -401,6 +402,17 @@ sql(q{INSERT INTO ingest.segment_event_keys (source_id, message_id, received_at)
 sql('SELECT ingest.segment_run_maintenance()');
 is(sql(q{SELECT string_agg(message_id, ',') FROM ingest.segment_event_keys WHERE message_id LIKE 'key-%'}), 'key-47h',
     'dedup_window = 2d: maintenance forgets the keys received more than two days ago (the default is 7)');
+
+# --- reorder_partitions = off ------------------------------------------------------------------------------------------
+sql(q{CREATE TABLE ingest.segment_events_p20200401 PARTITION OF ingest.segment_events
+          FOR VALUES FROM ('2020-04-01 00:00+00') TO ('2020-04-02 00:00+00');
+      INSERT INTO ingest.segment_events (source_id, message_id, type, "timestamp", received_at, payload)
+      SELECT s.id, 'closed-' || g, (ARRAY['track', 'page'])[1 + g % 2], '2020-04-01 12:00+00', '2020-04-01 12:00+00', '{}'
+      FROM ingest.segment_sources s, generate_series(1, 10) g LIMIT 10});
+is(sql('SELECT ingest.segment_run_maintenance()'), 'f', 'reorder_partitions = off: the maintenance has nothing more to do');
+is(sql(q{SELECT count(*) FROM pg_constraint WHERE conrelid = 'ingest.segment_events_p20200401'::regclass
+         AND conname = 'segment_events_reordered'}), '0',
+    'reorder_partitions = off: a closed day partition is not reordered (the default is on)');
 
 # --- No crash along the way ---------------------------------------------------------------------------------------------
 is($session->query_safe('SELECT 1'), '1', 'the session opened after the start is still connected');

@@ -209,10 +209,9 @@ $before = snapshot();
 my $stored_before = sql('SELECT count(*) FROM segment_events');
 $offset = log_offset($node);
 my ($update_out, $update_err);
-$node->psql('postgres', 'ALTER EXTENSION segment_webhook UPDATE', stdout => \$update_out, stderr => \$update_err,
-    on_error_die => 1);
+$node->psql('postgres', q{ALTER EXTENSION segment_webhook UPDATE TO '0.5'}, stdout => \$update_out,
+    stderr => \$update_err, on_error_die => 1);
 is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.5', 'updated to 0.5');
-is($default_version, '0.5', '0.5 is the default version');
 like($update_err, qr/WARNING:  segment_webhook: trigger record_ingest_user on segment_events stays on the partition segment_events_default/,
     '0.5: the update names the trigger of the user that stays on the 0.4 table');
 $after = snapshot();
@@ -247,6 +246,66 @@ is( sql(q{SELECT (SELECT min(from_time) FROM segment_event_partitions())
 is(sql(q{SELECT convalidated FROM pg_constraint WHERE conname = 'segment_events_default_before'}), 't',
     '0.5: after validating its bound');
 unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializing/, 'no crash during the update to 0.5');
+
+# --- 0.5 → 0.6 with the worker running: the warehouse views rebuilt, closed day partitions reordered ----------
+# A closed day holding events (a partition made by hand, as for an import), and what the views show before.
+sql(q{CREATE TABLE segment_events_p20200301 PARTITION OF segment_events
+          FOR VALUES FROM ('2020-03-01 00:00+00') TO ('2020-03-02 00:00+00');
+      INSERT INTO segment_events (source_id, message_id, type, event, name, user_id, "timestamp", received_at, payload)
+      SELECT s.id, 'v5-old-' || g, CASE WHEN g % 2 = 0 THEN 'track' ELSE 'page' END,
+             CASE WHEN g % 2 = 0 THEN 'Imported' END, CASE WHEN g % 2 = 1 THEN 'Home' END, 'user-1',
+             '2020-03-01 00:00+00'::timestamptz + g * interval '1 minute',
+             '2020-03-01 00:00+00'::timestamptz + g * interval '1 minute',
+             jsonb_build_object('properties', jsonb_build_object('url', 'https://example.com/' || g, 'rank', g))
+      FROM segment_sources s, generate_series(1, 40) g WHERE s.name = 'plain'});
+ok( wait_until(20, sub { sql(q{SELECT count(*) FROM plain.pages WHERE id LIKE 'v5-old-%'}) eq '20'
+                           && sql(q{SELECT to_regclass('plain.imported') IS NOT NULL}) eq 't' }),
+    '0.5: the warehouse relations show the imported day');
+sub views
+{
+    my %views;
+    for my $relation (qw(tracks pages imported))
+    {
+        $views{"$relation columns"} = sql(qq{SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', '
+                                                 ORDER BY attnum) FROM pg_attribute
+                                             WHERE attrelid = 'plain.$relation'::regclass AND attnum > 0});
+        $views{"$relation rows"} = sql(qq{SELECT count(*) || ' ' || md5(string_agg(v::text, E'\n' ORDER BY id))
+                                          FROM plain.$relation v});
+    }
+    return \%views;
+}
+my $views_before = views();
+$before = snapshot();
+$offset = log_offset($node);
+sql(q{ALTER EXTENSION segment_webhook UPDATE});
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'segment_webhook'}), '0.6', 'updated to 0.6');
+is($default_version, '0.6', '0.6 is the default version');
+is_deeply(snapshot(), $before, '0.6: every source, event and dead letter and every sequence position is unchanged');
+# The warehouse worker makes the views again: their values read from the payload now come from a LEFT JOIN
+# LATERAL subquery; the same columns, the same rows.
+ok( wait_until(20, sub {
+            sql(q{SELECT count(*) FROM segment_warehouse_relations WHERE pending}) eq '0'
+              && sql(q{SELECT pg_get_viewdef('plain.pages') LIKE '%LEFT JOIN LATERAL%'}) eq 't' }),
+    '0.6: the worker builds the warehouse views again');
+is_deeply(views(), $views_before, '0.6: with the same columns and rows');
+$response = post_webhook($port, encode_json_compact(track_message('v6-new', event => 'Imported')), key => $plain_key);
+is($response && $response->{status}, 200, '0.6: a new event is answered 200 by the same worker');
+ok(wait_until(20, sub { sql(q{SELECT count(*) FROM plain.imported WHERE id = 'v6-new'}) eq '1' }),
+    '0.6: and shows in its relation');
+# The closed day is reordered (by the maintenance the worker runs hourly; called here), keeping its rows.
+$views_before = views();
+my $day_before = sql(q{SELECT md5(string_agg(e::text, E'\n' ORDER BY id)) FROM segment_events_p20200301 e});
+is(sql('SELECT segment_run_maintenance()'), 't', '0.6: the maintenance reorders a closed day partition');
+is(sql(q{SELECT count(*) FROM pg_constraint WHERE conrelid = 'segment_events_p20200301'::regclass
+         AND conname = 'segment_events_reordered'}), '1', '0.6: that day partition');
+is(sql(q{SELECT md5(string_agg(e::text, E'\n' ORDER BY id)) FROM segment_events_p20200301 e}), $day_before,
+    '0.6: with the same rows');
+is( sql(q{SELECT string_agg(type, ',' ORDER BY ctid) FROM (SELECT DISTINCT ON (type) type, ctid FROM segment_events_p20200301
+                                                        ORDER BY type, ctid) t}),
+    'page,track', '0.6: now stored by type');
+is_deeply(views(), $views_before, '0.6: the views read the same rows after it');
+is((worker_pids($node))[0], $worker_pid, '0.6: the worker was not restarted');
+unlike(slurp_file($node->logfile, $offset), qr/terminated by signal|reinitializing/, 'no crash during the update to 0.6');
 
 # --- Every upgrade path ends where a fresh installation starts --------------------------------------------------
 # Versions are those of this tree's install scripts (segment_webhook--V.sql; upgrade scripts name two versions).

@@ -1,7 +1,8 @@
 # segment_events partitioned by received_at, on a fresh installation with the workers running: the warehouse
 # worker makes the day partitions (from today: the default partition is empty) within seconds of CREATE
 # EXTENSION, with no user action; events sent over HTTP to two workers land in today's partition, each message
-# stored once with its key; a partition dropped by hand is made again when the worker starts; with
+# stored once with its key; a partition dropped by hand is made again when the worker starts, and a closed day
+# partition is reordered; with
 # partition_premake = 0 none is made, and partitions made by another tool are used as they are.
 use strict;
 use warnings;
@@ -54,11 +55,31 @@ is(sql(q{SELECT count(*) FROM segment_event_keys k JOIN segment_events e
          WHERE k.message_id LIKE 'part-%'}), '80', 'each with its key, which says where it is');
 
 # --- A day partition dropped by hand comes back when the worker starts --------------------------------------------
+# --- and a closed day partition is reordered by the maintenance the worker runs as it starts (then hourly) -------
 my $last = sql(q{SELECT partition FROM segment_event_partitions() ORDER BY from_time DESC LIMIT 1});
 sql("DROP TABLE $last");
+my $closed_day = sql(qq{SELECT to_char($today_start - interval '3 days', 'YYYYMMDD')});
+sql(qq{CREATE TABLE segment_events_p$closed_day PARTITION OF segment_events
+           FOR VALUES FROM ($today_start - interval '3 days') TO ($today_start - interval '2 days');
+       INSERT INTO segment_events (source_id, message_id, type, event, user_id, "timestamp", received_at, payload)
+       SELECT s.id, 'closed-' || g, (ARRAY['track', 'page', 'identify'])[1 + g % 3], CASE WHEN g % 3 = 0 THEN 'E' END,
+              'u', $today_start - interval '3 days' + g * interval '1 minute',
+              $today_start - interval '3 days' + g * interval '1 minute', '{}'
+       FROM segment_sources s, generate_series(1, 30) g WHERE s.name = 'Part Site'});
+my $closed_rows = sql(qq{SELECT md5(string_agg(e::text, ',' ORDER BY id)) FROM segment_events_p$closed_day e});
 $node->restart;
 ok(wait_until(20, sub { sql(qq{SELECT to_regclass('$last') IS NOT NULL}) eq 't' }),
     "$last is made again after a restart");
+ok( wait_until(30, sub {
+            sql(qq{SELECT count(*) FROM pg_constraint WHERE conrelid = 'segment_events_p$closed_day'::regclass
+                   AND conname = 'segment_events_reordered'}) eq '1' }),
+    "the closed day partition segment_events_p$closed_day is reordered");
+is(sql(qq{SELECT md5(string_agg(e::text, ',' ORDER BY id)) FROM segment_events_p$closed_day e}), $closed_rows,
+    'with the same rows');
+is(sql(qq{SELECT string_agg(type, ',' ORDER BY ctid) FROM (SELECT type, min(ctid) AS ctid FROM segment_events_p$closed_day GROUP BY type) t}),
+    'identify,page,track', 'stored by type');
+is(sql(qq{SELECT count(*) FROM (SELECT type, lag(type) OVER (ORDER BY ctid) AS previous FROM segment_events_p$closed_day) t
+          WHERE type <> previous}), '2', 'each type in one run');
 ok(wait_until(20, sub {
             my $response = post_webhook($port, encode_json_compact(track_message('after-restart')), key => $key,
                 quiet => 1);
