@@ -2274,10 +2274,13 @@ UPDATE segment_warehouse_relations SET pending = true;
 -- source, event and timestamp. Events arrive interleaved, so a source's pages, or one event's rows, are spread
 -- over every block of their day; once reordered they lie together, and a warehouse view reads only their blocks.
 -- The copy also gets an index on type alone: its order matches the rows' (a multi-column index counts for less
--- in the planner's estimate), so that the planner reads a type's blocks through it rather than the whole day. The rewrite is a copy: the partition stays readable (it is locked in SHARE mode, which holds
--- back only writes to that day), and the copy takes its place in one short step under an ACCESS EXCLUSIVE lock on
--- segment_events, waited for at most 100 ms at a time. The copy carries the CHECK constraint
--- segment_events_reordered (its bounds, which also spares the attach a scan): a partition with it is done.
+-- in the planner's estimate), so that the planner reads a type's blocks through it rather than the whole day.
+-- The rewrite is a copy: the partition stays readable (it is locked in SHARE mode, which holds back only writes
+-- to that day), and the copy takes its place in one short step under an ACCESS EXCLUSIVE lock on segment_events,
+-- waited for at most 100 ms (writers queued behind it wait no longer, and never long enough for a deadlock
+-- check); when queries hold segment_events longer, it gives up and the next maintenance tries again. The copy
+-- carries the CHECK constraint segment_events_reordered (its bounds, which also spares the attach a scan of the
+-- copy): a partition with it is done.
 CREATE FUNCTION segment_reorder_partition(partition regclass) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -2287,7 +2290,7 @@ DECLARE
     new_table text;
     columns text;
     index_row record;
-    attempt integer := 0;
+    default_partition oid;
 BEGIN
     SELECT p.from_time, p.to_time INTO bounds FROM @extschema@.segment_event_partitions() p
     WHERE p.partition = segment_reorder_partition.partition;
@@ -2320,6 +2323,20 @@ BEGIN
                   AND pg_get_indexdef(i.indexrelid) !~ ' USING btree \((id|type)\)$') THEN
         RETURN false;
     END IF;
+    -- Attaching the copy makes Postgres check that the default partition holds no row of that day, scanning it
+    -- while segment_events is locked, unless the default partition's bound rules the day out (every partition
+    -- segment_create_partitions makes is past it). A day before it (made by hand) is reordered only while the
+    -- default partition is small enough for that scan to be short.
+    SELECT t.partdefid INTO default_partition FROM pg_partitioned_table t
+    WHERE t.partrelid = '@extschema@.segment_events'::regclass;
+    IF default_partition <> 0
+       AND NOT EXISTS (SELECT FROM pg_constraint k
+                       WHERE k.conrelid = default_partition AND k.conname = 'segment_events_default_before'
+                         AND k.convalidated
+                         AND substring(pg_get_constraintdef(k.oid) FROM '''([^'']+)''')::timestamptz <= bounds.from_time)
+       AND pg_relation_size(default_partition) > 8 * 1024 * 1024 THEN
+        RETURN false;
+    END IF;
 
     PERFORM set_config('lock_timeout', '100ms', true);
     EXECUTE format('LOCK TABLE %s IN SHARE MODE', partition);
@@ -2344,19 +2361,14 @@ BEGIN
                    new_table, bounds.from_time, bounds.to_time);
     EXECUTE format('ANALYZE %s', new_table);
 
-    -- The swap. Each try waits at most 100 ms (so do writers queued behind it); ten tries, a second apart.
-    LOOP
-        BEGIN
-            LOCK TABLE @extschema@.segment_events IN ACCESS EXCLUSIVE MODE;
-            EXIT;
-        EXCEPTION WHEN lock_not_available THEN
-            attempt := attempt + 1;
-            IF attempt >= 10 THEN
-                RAISE;
-            END IF;
-            PERFORM pg_sleep(1);
-        END;
-    END LOOP;
+    -- The swap.
+    BEGIN
+        LOCK TABLE @extschema@.segment_events IN ACCESS EXCLUSIVE MODE;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION USING ERRCODE = 'lock_not_available',
+            MESSAGE = format('partition %s was not reordered: segment_events was in use', partition),
+            HINT = 'The maintenance tries again within an hour; or call segment_reorder_partition() again.';
+    END;
     EXECUTE format('ALTER TABLE @extschema@.segment_events DETACH PARTITION %s', partition);
     EXECUTE format('ALTER TABLE @extschema@.segment_events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
                    new_table, bounds.from_time, bounds.to_time);
@@ -2397,8 +2409,8 @@ BEGIN
                     RETURN true;
                 END IF;
             EXCEPTION WHEN lock_not_available THEN
-                -- Queries held segment_events for ten tries: the next hourly call tries again.
-                RAISE LOG 'segment_webhook: partition % was not reordered: %', day.partition, SQLERRM;
+                -- Queries held segment_events or the partition: the next hourly call tries again.
+                RAISE LOG 'segment_webhook: %', SQLERRM;
                 RETURN again;
             END;
         END LOOP;
