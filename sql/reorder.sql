@@ -77,15 +77,18 @@ SELECT segment_reorder_partition('segment_events_p20200202') AS reordered_with_a
 SELECT pg_temp.out_of_order('segment_events_p20200202') > 0 AS left_as_it_was;
 DROP TRIGGER users_trigger ON segment_events_p20200202;
 
--- The maintenance reorders one closed partition per call, the most recent first, and asks to be called again;
--- not with segment_webhook.reorder_partitions off.
+-- segment_reorder_next() reorders the most recent closed partition not reordered yet, and returns it (the
+-- reorder worker calls it until NULL); not with segment_webhook.reorder_partitions off.
 SET segment_webhook.reorder_partitions = off;
-SELECT segment_run_maintenance() AS call_again;
+SELECT segment_reorder_next() AS reordered;
 SELECT pg_temp.out_of_order('segment_events_p20200202') > 0 AS not_reordered;
 RESET segment_webhook.reorder_partitions;
-SELECT segment_run_maintenance() AS call_again;
+SELECT segment_reorder_next() AS reordered;
 SELECT pg_temp.out_of_order('segment_events_p20200202') AS out_of_order,
        EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'segment_events_p20200202'::regclass AND conname = 'segment_events_reordered') AS marked;
+SELECT segment_reorder_next() AS reordered;
+-- The maintenance the warehouse worker runs does not reorder (the reorder worker does, in a process of its own).
+SELECT segment_run_maintenance() AS call_again;
 
 -- The views compute what they read from the payload below the sort: count(DISTINCT url) sorts the values,
 -- not whole payloads.

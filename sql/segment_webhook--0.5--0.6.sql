@@ -213,17 +213,18 @@ UPDATE segment_warehouse_relations SET pending = true;
 
 
 -- 0.6 section: reordering
--- A closed day partition (one whose day ended more than an hour ago) is rewritten once, in the order of type,
--- source, event and timestamp. Events arrive interleaved, so a source's pages, or one event's rows, are spread
--- over every block of their day; once reordered they lie together, and a warehouse view reads only their blocks.
--- The copy also gets an index on type alone: its order matches the rows' (a multi-column index counts for less
--- in the planner's estimate), so that the planner reads a type's blocks through it rather than the whole day.
--- The rewrite is a copy: the partition stays readable (it is locked in SHARE mode, which holds back only writes
--- to that day), and the copy takes its place in one short step under an ACCESS EXCLUSIVE lock on segment_events,
--- waited for at most 100 ms (writers queued behind it wait no longer, and never long enough for a deadlock
--- check); when queries hold segment_events longer, it gives up and the next maintenance tries again. The copy
--- carries the CHECK constraint segment_events_reordered (its bounds, which also spares the attach a scan of the
--- copy): a partition with it is done.
+-- A closed day partition (one whose day ended more than an hour ago) is rewritten once (by the reorder worker,
+-- see segment_reorder_next() below), in the order of type, source, event and timestamp. Events arrive
+-- interleaved, so a source's pages, or one event's rows, are spread over every block of their day; once
+-- reordered they lie together, and a warehouse view reads only their blocks. The copy also gets an index on type
+-- alone: its order matches the rows' (a multi-column index counts for less in the planner's estimate), so that
+-- the planner reads a type's blocks through it rather than the whole day. The rewrite is a copy: the partition
+-- stays readable (it is locked in SHARE mode, which holds back only writes to that day), and the copy takes its
+-- place in one short step under an ACCESS EXCLUSIVE lock on segment_events, waited for at most 100 ms (writers
+-- queued behind it wait no longer, and never long enough for a deadlock check); when queries hold segment_events
+-- longer, it gives up, to be tried again after the next maintenance. The copy carries the CHECK constraint
+-- segment_events_reordered (its bounds, which also spares the attach a scan of the copy): a partition with it is
+-- done.
 CREATE FUNCTION segment_reorder_partition(partition regclass) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -234,6 +235,7 @@ DECLARE
     columns text;
     index_row record;
     default_partition oid;
+    copied bigint;
 BEGIN
     SELECT p.from_time, p.to_time INTO bounds FROM @extschema@.segment_event_partitions() p
     WHERE p.partition = segment_reorder_partition.partition;
@@ -291,6 +293,7 @@ BEGIN
                    new_table);
     EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s ORDER BY type, source_id, event, "timestamp", id',
                    new_table, columns, columns, partition);
+    GET DIAGNOSTICS copied = ROW_COUNT;
     -- The indexes after the rows: those of segment_events (the attach adopts them), the partition's id index, and
     -- the type index.
     FOR index_row IN SELECT pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i
@@ -310,7 +313,7 @@ BEGIN
     EXCEPTION WHEN lock_not_available THEN
         RAISE EXCEPTION USING ERRCODE = 'lock_not_available',
             MESSAGE = format('partition %s was not reordered: segment_events was in use', partition),
-            HINT = 'The maintenance tries again within an hour; or call segment_reorder_partition() again.';
+            HINT = 'The reorder worker tries again after the next maintenance, within an hour; or call segment_reorder_partition() again.';
     END;
     EXECUTE format('ALTER TABLE @extschema@.segment_events DETACH PARTITION %s', partition);
     EXECUTE format('ALTER TABLE @extschema@.segment_events ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
@@ -323,43 +326,41 @@ BEGIN
         EXECUTE format('ALTER INDEX %I.%I RENAME TO %I', rel.nspname, index_row.name,
                        rel.relname || substr(index_row.name, length(new_name) + 1));
     END LOOP;
+    RAISE LOG 'segment_webhook: partition %.% reordered (% events)', quote_ident(rel.nspname), quote_ident(rel.relname), copied;
     RETURN true;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION segment_reorder_partition(regclass) FROM PUBLIC;
 COMMENT ON FUNCTION segment_reorder_partition(regclass) IS 'rewrites a closed day partition of segment_events in the order of type, source, event and timestamp (once; returns false when it was done before or the partition is not one segment_webhook made)';
 
--- The maintenance also reorders one closed day partition per call, the most recent first, unless
--- segment_webhook.reorder_partitions is off; it returns true while some are left (the worker calls again soon).
--- A reordering that could not lock segment_events gives up without failing the rest of the maintenance.
-CREATE OR REPLACE FUNCTION segment_run_maintenance() RETURNS boolean
+-- The next closed day partition to reorder, the most recent first: reordered, and returned; NULL when none is
+-- left (or segment_webhook.reorder_partitions is off). The warehouse worker starts a background worker of its own
+-- for it after its maintenance ("segment_webhook reorder", which calls it until NULL, each call a transaction), so
+-- that a long copy never holds up the warehouse relations; by hand or from pg_cron, call it until it returns NULL.
+-- Fails with lock_not_available when queries held segment_events at the swap (the worker then tries again after
+-- the next maintenance).
+CREATE FUNCTION segment_reorder_next() RETURNS regclass
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    again boolean;
     day record;
+    name text;
 BEGIN
-    again := @extschema@.segment_create_partitions();
-    PERFORM @extschema@.segment_apply_retention();
-    DELETE FROM @extschema@.segment_event_keys k WHERE k.received_at < now() - @extschema@.segment_dedup_window();
-    IF coalesce(nullif(current_setting('segment_webhook.reorder_partitions', true), ''), 'on')::boolean THEN
-        FOR day IN SELECT p.partition FROM @extschema@.segment_event_partitions() p
-                   WHERE p.to_time <= now() - interval '1 hour'
-                     AND NOT EXISTS (SELECT FROM pg_constraint k
-                                     WHERE k.conrelid = p.partition AND k.conname = 'segment_events_reordered')
-                   ORDER BY p.from_time DESC LOOP
-            BEGIN
-                IF @extschema@.segment_reorder_partition(day.partition) THEN
-                    RETURN true;
-                END IF;
-            EXCEPTION WHEN lock_not_available THEN
-                -- Queries held segment_events or the partition: the next hourly call tries again.
-                RAISE LOG 'segment_webhook: %', SQLERRM;
-                RETURN again;
-            END;
-        END LOOP;
+    IF NOT coalesce(nullif(current_setting('segment_webhook.reorder_partitions', true), ''), 'on')::boolean THEN
+        RETURN NULL;
     END IF;
-    RETURN again;
+    FOR day IN SELECT p.partition FROM @extschema@.segment_event_partitions() p
+               WHERE p.to_time <= now() - interval '1 hour'
+                 AND NOT EXISTS (SELECT FROM pg_constraint k
+                                 WHERE k.conrelid = p.partition AND k.conname = 'segment_events_reordered')
+               ORDER BY p.from_time DESC LOOP
+        name := day.partition::text;
+        IF @extschema@.segment_reorder_partition(day.partition) THEN
+            RETURN name::regclass;  -- the copy, under the partition's name
+        END IF;
+    END LOOP;
+    RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION segment_run_maintenance() IS 'makes the day partitions ahead, applies retention, forgets the keys older than the dedup window and reorders one closed day partition; the warehouse worker runs it about once an hour, and again soon while it returns true';
+REVOKE EXECUTE ON FUNCTION segment_reorder_next() FROM PUBLIC;
+COMMENT ON FUNCTION segment_reorder_next() IS 'reorders the most recent closed day partition not reordered yet and returns it; NULL when none is left (the reorder worker calls it until then)';
 -- end of section: reordering

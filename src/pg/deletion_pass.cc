@@ -3,6 +3,8 @@
 // error lasts).
 #include "pg/deletion_pass.h"
 
+#include "pg/reorder_worker.h"
+
 #include "pg/postgres_headers.h"
 
 extern "C" {
@@ -13,11 +15,7 @@ extern "C" {
 }
 
 namespace segment_pg {
-namespace {
 
-// One step: a function of the extension's, called as its owner. What it needs to see of the extension comes
-// from `lookup`, a query of (owner, the call to make, a probe that returns a row when there is work; NULL to
-// always call). Returns the call's first column as a boolean; *absent says there was nothing to call.
 bool call_as_owner(const char *lookup, bool *absent) {
     bool result = false;
     *absent = true;
@@ -60,6 +58,8 @@ bool call_as_owner(const char *lookup, bool *absent) {
     pgstat_report_activity(STATE_IDLE, nullptr);
     return result;
 }
+
+namespace {
 
 // The function exists from version 0.4 on; the pending rows are looked for before anything else runs.
 const char *const kDeletionsLookup =
@@ -153,6 +153,9 @@ void run_maintenance_when_due() {
     }
     bool failed, absent;
     const bool again = run_step(maintenance, &failed, &absent);
+    if (!failed && !absent) {
+        start_reorder_worker();  // the closed day partitions, in a process of their own
+    }
     // Not installed yet (or older than 0.5): looked for again soon, so that a CREATE EXTENSION or ALTER
     // EXTENSION UPDATE gets its day partitions within seconds.
     const int64 wait_ms =

@@ -409,7 +409,7 @@ sql(q{CREATE TABLE ingest.segment_events_p20200401 PARTITION OF ingest.segment_e
       INSERT INTO ingest.segment_events (source_id, message_id, type, "timestamp", received_at, payload)
       SELECT s.id, 'closed-' || g, (ARRAY['track', 'page'])[1 + g % 2], '2020-04-01 12:00+00', '2020-04-01 12:00+00', '{}'
       FROM ingest.segment_sources s, generate_series(1, 10) g LIMIT 10});
-is(sql('SELECT ingest.segment_run_maintenance()'), 'f', 'reorder_partitions = off: the maintenance has nothing more to do');
+is(sql('SELECT ingest.segment_reorder_next() IS NULL'), 't', 'reorder_partitions = off: segment_reorder_next() does nothing');
 is(sql(q{SELECT count(*) FROM pg_constraint WHERE conrelid = 'ingest.segment_events_p20200401'::regclass
          AND conname = 'segment_events_reordered'}), '0',
     'reorder_partitions = off: a closed day partition is not reordered (the default is on)');

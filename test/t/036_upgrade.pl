@@ -292,10 +292,10 @@ $response = post_webhook($port, encode_json_compact(track_message('v6-new', even
 is($response && $response->{status}, 200, '0.6: a new event is answered 200 by the same worker');
 ok(wait_until(20, sub { sql(q{SELECT count(*) FROM plain.imported WHERE id = 'v6-new'}) eq '1' }),
     '0.6: and shows in its relation');
-# The closed day is reordered (by the maintenance the worker runs hourly; called here), keeping its rows.
+# The closed day is reordered (by the reorder worker after the hourly maintenance; called here), keeping its rows.
 $views_before = views();
 my $day_before = sql(q{SELECT md5(string_agg(e::text, E'\n' ORDER BY id)) FROM segment_events_p20200301 e});
-is(sql('SELECT segment_run_maintenance()'), 't', '0.6: the maintenance reorders a closed day partition');
+is(sql('SELECT segment_reorder_next()'), 'segment_events_p20200301', '0.6: segment_reorder_next() reorders a closed day partition');
 is(sql(q{SELECT count(*) FROM pg_constraint WHERE conrelid = 'segment_events_p20200301'::regclass
          AND conname = 'segment_events_reordered'}), '1', '0.6: that day partition');
 is(sql(q{SELECT md5(string_agg(e::text, E'\n' ORDER BY id)) FROM segment_events_p20200301 e}), $day_before,

@@ -73,7 +73,8 @@ my ($out, $err) = ('', '');
 $node->psql('postgres', "SELECT segment_reorder_partition('segment_events_p$closed_day')", stdout => \$out, stderr => \$err);
 like($err, qr/partition (public\.)?segment_events_p$closed_day was not reordered: segment_events was in use/,
     'while a query holds segment_events, reordering gives up, saying why');
-is(sql(q{SELECT segment_run_maintenance()}), 'f', 'and the maintenance leaves it for its next run, without an error');
+$node->psql('postgres', 'SELECT segment_reorder_next()', stdout => \$out, stderr => \$err);
+like($err, qr/segment_events was in use/, 'so does segment_reorder_next(), which the reorder worker calls');
 is(sql(qq{SELECT count(*) FROM pg_constraint WHERE conrelid = 'segment_events_p$closed_day'::regclass
           AND conname = 'segment_events_reordered'}), '0', 'the partition is as it was');
 is(sql(q{SELECT count(*) FROM pg_class WHERE relname LIKE '%\_new'}), '0', 'and no copy is left behind');
@@ -82,6 +83,7 @@ $reader->quit;
 my $last = sql(q{SELECT partition FROM segment_event_partitions() ORDER BY from_time DESC LIMIT 1});
 sql("DROP TABLE $last");
 $node->restart;
+# The warehouse worker's maintenance, then the reorder worker it starts.
 ok(wait_until(20, sub { sql(qq{SELECT to_regclass('$last') IS NOT NULL}) eq 't' }),
     "$last is made again after a restart");
 ok( wait_until(30, sub {
@@ -90,6 +92,8 @@ ok( wait_until(30, sub {
     "the closed day partition segment_events_p$closed_day is reordered");
 is(sql(qq{SELECT md5(string_agg(e::text, ',' ORDER BY id)) FROM segment_events_p$closed_day e}), $closed_rows,
     'with the same rows');
+like(slurp_file($node->logfile), qr/LOG:  segment_webhook: partition public\.segment_events_p$closed_day reordered \(30 events\)/,
+    'the server log says so');
 is(sql(qq{SELECT string_agg(type, ',' ORDER BY ctid) FROM (SELECT type, min(ctid) AS ctid FROM segment_events_p$closed_day GROUP BY type) t}),
     'identify,page,track', 'stored by type');
 is(sql(qq{SELECT count(*) FROM (SELECT type, lag(type) OVER (ORDER BY ctid) AS previous FROM segment_events_p$closed_day) t
