@@ -3,9 +3,9 @@
 // transaction aborted, and the step tried again later):
 // - the deletion notifications the ingest workers recorded as 'pending' in segment_deletions (their role may
 //   not delete): segment_run_deletions(), on every turn (about once a second), warehouse on or off;
-// - maintenance: segment_run_maintenance() (day partitions ahead, retention, old deduplication keys), when the
-//   worker starts and about once an hour, sooner while it says a next call has work; then the reorder worker
-//   is started (reorder_worker.h).
+// - maintenance: segment_run_maintenance() (day partitions ahead, retention, old deduplication keys),
+//   when the worker starts and about once an hour, sooner while it says a next call has work; then the
+//   reorder worker is started (reorder_worker.h).
 #pragma once
 
 namespace segment_pg {
