@@ -2340,8 +2340,11 @@ BEGIN
         RETURN false;
     END IF;
 
-    PERFORM set_config('lock_timeout', '100ms', true);
+    -- SHARE conflicts with writers to that day (none are expected) and with a vacuum of it, which a wait longer
+    -- than deadlock_timeout makes give way; readers pass.
+    PERFORM set_config('lock_timeout', '10s', true);
     EXECUTE format('LOCK TABLE %s IN SHARE MODE', partition);
+    PERFORM set_config('lock_timeout', '100ms', true);
     new_name := left(rel.relname, 59) || '_new';
     new_table := format('%I.%I', rel.nspname, new_name);
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
