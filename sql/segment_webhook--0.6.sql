@@ -2367,9 +2367,13 @@ BEGIN
                    new_table, bounds.from_time, bounds.to_time);
     EXECUTE format('ANALYZE %s', new_table);
 
-    -- The swap.
+    -- The swap: segment_events alone (not its partitions, which autovacuum may be working on), then the default
+    -- partition, whose constraint DETACH and ATTACH change.
     BEGIN
-        LOCK TABLE @extschema@.segment_events IN ACCESS EXCLUSIVE MODE;
+        LOCK TABLE ONLY @extschema@.segment_events IN ACCESS EXCLUSIVE MODE;
+        IF default_partition <> 0 THEN
+            EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', default_partition::regclass);
+        END IF;
     EXCEPTION WHEN lock_not_available THEN
         RAISE EXCEPTION USING ERRCODE = 'lock_not_available',
             MESSAGE = format('partition %s was not reordered: segment_events was in use', partition),
