@@ -79,6 +79,18 @@ is(sql(qq{SELECT count(*) FROM pg_constraint WHERE conrelid = 'segment_events_p$
           AND conname = 'segment_events_reordered'}), '0', 'the partition is as it was');
 is(sql(q{SELECT count(*) FROM pg_class WHERE relname LIKE '%\_new'}), '0', 'and no copy is left behind');
 $reader->query_safe('COMMIT');
+# The lock a vacuum of another partition holds (SHARE UPDATE EXCLUSIVE) does not stand in the way.
+my $older_day = sql(qq{SELECT to_char($today_start - interval '4 days', 'YYYYMMDD')});
+sql(qq{CREATE TABLE segment_events_p$older_day PARTITION OF segment_events
+           FOR VALUES FROM ($today_start - interval '4 days') TO ($today_start - interval '3 days');
+       INSERT INTO segment_events (source_id, message_id, type, "timestamp", received_at, payload)
+       SELECT s.id, 'older-' || g, (ARRAY['track', 'page'])[1 + g % 2], $today_start - interval '4 days',
+              $today_start - interval '4 days', '{}'
+       FROM segment_sources s, generate_series(1, 10) g WHERE s.name = 'Part Site'});
+$reader->query_safe("BEGIN; LOCK TABLE segment_events_p$today IN SHARE UPDATE EXCLUSIVE MODE;");
+is(sql("SELECT segment_reorder_partition('segment_events_p$older_day')"), 't',
+    "a vacuum's lock on another partition does not stop reordering");
+$reader->query_safe('COMMIT');
 $reader->quit;
 my $last = sql(q{SELECT partition FROM segment_event_partitions() ORDER BY from_time DESC LIMIT 1});
 sql("DROP TABLE $last");
