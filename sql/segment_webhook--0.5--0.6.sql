@@ -213,18 +213,17 @@ UPDATE segment_warehouse_relations SET pending = true;
 
 
 -- 0.6 section: reordering
--- A closed day partition (one whose day ended more than an hour ago) is rewritten once (by the reorder worker,
--- see segment_reorder_next() below), in the order of type, source, event and timestamp. Events arrive
--- interleaved, so a source's pages, or one event's rows, are spread over every block of their day; once
--- reordered they lie together, and a warehouse view reads only their blocks. The copy also gets an index on type
--- alone: its order matches the rows' (a multi-column index counts for less in the planner's estimate), so that
--- the planner reads a type's blocks through it rather than the whole day. The rewrite is a copy: the partition
--- stays readable (it is locked in SHARE mode, which holds back only writes to that day), and the copy takes its
--- place in one short step under an ACCESS EXCLUSIVE lock on segment_events, waited for at most 100 ms (writers
--- queued behind it wait no longer, and never long enough for a deadlock check); when queries hold segment_events
--- longer, it gives up, to be tried again after the next maintenance. The copy carries the CHECK constraint
--- segment_events_reordered (its bounds, which also spares the attach a scan of the copy): a partition with it is
--- done.
+-- A closed day partition (one whose day ended more than an hour ago) is rewritten once (by the reorder worker, see
+-- segment_reorder_next() below), in the order of type, source, event and timestamp. Events arrive interleaved, so a
+-- source's pages, or one event's rows, are spread over every block of their day; once reordered they lie together,
+-- and a warehouse view reads only their blocks. The copy also gets an index on type alone: its order matches the
+-- rows' (a multi-column index counts for less in the planner's estimate), so that the planner reads a type's blocks
+-- through it rather than the whole day. The rewrite is a copy: the partition stays readable (it is locked in SHARE
+-- ROW EXCLUSIVE mode, which holds back only writes to that day), and the copy takes its place in one short step
+-- under an ACCESS EXCLUSIVE lock on segment_events, waited for at most 100 ms (writers queued behind it wait no
+-- longer, and never long enough for a deadlock check); when queries hold segment_events longer, it gives up, to be
+-- tried again after the next maintenance. The copy carries the CHECK constraint segment_events_reordered (its
+-- bounds, which also spares the attach a scan of the copy): a partition with it is done.
 CREATE FUNCTION segment_reorder_partition(partition regclass) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -283,11 +282,16 @@ BEGIN
         RETURN false;
     END IF;
 
-    -- SHARE conflicts with writers to that day (none are expected) and with a vacuum of it, which a wait longer
-    -- than deadlock_timeout makes give way; readers pass.
+    -- SHARE ROW EXCLUSIVE conflicts with writers to that day (none are expected), with a vacuum of it, which a
+    -- wait longer than deadlock_timeout makes give way, and with another reordering of it; readers pass. After
+    -- another reordering, the name is the copy's, reordered already.
     PERFORM set_config('lock_timeout', '10s', true);
-    EXECUTE format('LOCK TABLE %s IN SHARE MODE', partition);
+    EXECUTE format('LOCK TABLE %I.%I IN SHARE ROW EXCLUSIVE MODE', rel.nspname, rel.relname);
     PERFORM set_config('lock_timeout', '100ms', true);
+    IF EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = format('%I.%I', rel.nspname, rel.relname)::regclass
+                                             AND k.conname = 'segment_events_reordered') THEN
+        RETURN false;
+    END IF;
     new_name := left(rel.relname, 59) || '_new';
     new_table := format('%I.%I', rel.nspname, new_name);
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
