@@ -90,7 +90,7 @@ Step deletions{kDeletionsLookup,
                "deletion requests are carried out again",
                {}};
 Step maintenance{kMaintenanceLookup,
-                 "maintenance (day partitions, retention, reordering) failed",
+                 "maintenance (day partitions, retention) failed",
                  "It is tried again in a minute",
                  "maintenance runs again",
                  {}};

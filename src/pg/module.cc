@@ -19,11 +19,8 @@ void _PG_init(void);
 
 namespace segment_pg {
 
-namespace {
-
-// One database-connected worker that starts once recovery is over, registered under `name` and `type`.
-void register_worker(const char *function, const char *name, const char *type, int argument,
-                     int restart_seconds) {
+BackgroundWorker describe_worker(const char *function, const char *name, const char *type, int argument,
+                                 int restart_seconds) {
     BackgroundWorker worker;
     memset(&worker, 0, sizeof worker);
     worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -35,6 +32,14 @@ void register_worker(const char *function, const char *name, const char *type, i
     snprintf(worker.bgw_type, BGW_MAXLEN, "%s", type);
     worker.bgw_main_arg = Int32GetDatum(argument);
     worker.bgw_notify_pid = 0;
+    return worker;
+}
+
+namespace {
+
+void register_worker(const char *function, const char *name, const char *type, int argument,
+                     int restart_seconds) {
+    BackgroundWorker worker = describe_worker(function, name, type, argument, restart_seconds);
     RegisterBackgroundWorker(&worker);
 }
 

@@ -1,17 +1,15 @@
 // The reorder worker: see reorder_worker.h. Plain C-style code over Postgres.
 #include "pg/reorder_worker.h"
 
-#include <cstdio>
-
 #include "pg/deletion_pass.h"
 #include "pg/settings.h"
+#include "pg/worker.h"
 
 #include "pg/postgres_headers.h"
 
 extern "C" {
 #include "access/xlog.h"
 #include "pgstat.h"
-#include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
@@ -46,16 +44,9 @@ void start_reorder_worker() {
         pfree(running);
         running = nullptr;
     }
-    BackgroundWorker worker;
-    memset(&worker, 0, sizeof worker);
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;
-    snprintf(worker.bgw_library_name, BGW_MAXLEN, "segment_webhook");
-    snprintf(worker.bgw_function_name, BGW_MAXLEN, "segment_webhook_reorder_main");
-    snprintf(worker.bgw_name, BGW_MAXLEN, "segment_webhook reorder");
-    snprintf(worker.bgw_type, BGW_MAXLEN, "segment_webhook reorder");
-    worker.bgw_notify_pid = MyProcPid;
+    BackgroundWorker worker = describe_worker("segment_webhook_reorder_main", "segment_webhook reorder",
+                                              "segment_webhook reorder", 0, BGW_NEVER_RESTART);
+    worker.bgw_notify_pid = MyProcPid;  // so that GetBackgroundWorkerPid can follow it
     // The handle outlives the warehouse worker's per-turn memory.
     MemoryContext caller = MemoryContextSwitchTo(TopMemoryContext);
     const bool started = RegisterDynamicBackgroundWorker(&worker, &running);

@@ -2,7 +2,8 @@
 // starts, then about once an hour) that rewrites the closed day partitions of segment_events in the order of
 // type, source, event and timestamp, one transaction per partition (segment_reorder_next(), as the
 // extension's owner), and exits when none is left. A copy of a large day takes minutes: in a process of its
-// own it never holds up the warehouse relations, the deletions or the maintenance.
+// own it does not hold up the warehouse worker's passes (a deletion request for an event of the day being
+// copied still waits for the copy).
 #pragma once
 
 namespace segment_pg {
