@@ -2206,12 +2206,13 @@ BEGIN
         from_where := 'FROM @extschema@.segment_events e';
     ELSE
         -- A column of segment_events stays in the select list; anything else comes from the subquery f.
-        SELECT string_agg(CASE WHEN expressions[n] ~ '^e\.("timestamp"|[a-z_]+)$' THEN format('%s AS %I', expressions[n], wanted[n])
+        SELECT string_agg(CASE WHEN c.plain THEN format('%s AS %I', expressions[n], wanted[n])
                                ELSE format('f.%I', wanted[n]) END, E',\n       ' ORDER BY n),
                string_agg(format('%s AS %I', expressions[n], wanted[n]), E',\n            ' ORDER BY n)
-                   FILTER (WHERE expressions[n] !~ '^e\.("timestamp"|[a-z_]+)$')
+                   FILTER (WHERE NOT c.plain)
         INTO select_list, lateral_list
-        FROM generate_subscripts(wanted, 1) AS n;
+        FROM generate_subscripts(wanted, 1) AS n
+        CROSS JOIN LATERAL (SELECT expressions[n] ~ '^e\.("timestamp"|[a-z_]+)$' AS plain) AS c;
         from_where := 'FROM @extschema@.segment_events e'
             || CASE WHEN lateral_list IS NULL THEN '' ELSE format(E'\nLEFT JOIN LATERAL (SELECT %s) f ON true', lateral_list) END;
     END IF;
@@ -2262,7 +2263,6 @@ BEGIN
     END IF;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION segment_warehouse_build(integer, text) FROM PUBLIC;
 
 -- The views are made again by the warehouse worker (or segment_warehouse_rebuild()), with the same columns.
 UPDATE segment_warehouse_relations SET pending = true;
